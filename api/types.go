@@ -1,0 +1,146 @@
+package api
+
+import "time"
+
+// Job states.
+const (
+	StateQueued    = "queued"
+	StateDeferred  = "deferred"
+	StateRunning   = "running"
+	StateSucceeded = "succeeded"
+	StateFailed    = "failed"
+	StateCancelled = "cancelled"
+	StatePreempted = "preempted"
+)
+
+// Terminal reports whether a job in this state will never run again.
+func Terminal(state string) bool {
+	return state == StateSucceeded || state == StateFailed || state == StateCancelled
+}
+
+// Job is a submitted job as schedulerd knows it.
+type Job struct {
+	ID          string     `json:"id"`
+	Spec        JobSpec    `json:"spec"`
+	State       string     `json:"state"`
+	Reason      string     `json:"reason,omitempty"`
+	Node        string     `json:"node,omitempty"`
+	GPUIndices  []int      `json:"gpu_indices,omitempty"`
+	SubmittedAt time.Time  `json:"submitted_at"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+	EnergyJ     float64    `json:"energy_j"`
+	Progress    *Progress  `json:"progress,omitempty"`
+	Metrics     *Metrics   `json:"metrics,omitempty"`
+}
+
+// Progress is a running job's latest progress report.
+type Progress struct {
+	Epoch       int     `json:"epoch"`
+	Epochs      int     `json:"epochs,omitempty"`
+	Step        int     `json:"step"`
+	Loss        float64 `json:"loss"`
+	SamplesPerS float64 `json:"samples_per_s"`
+	// Fraction is the share of the job done, 0..1.
+	Fraction float64 `json:"fraction"`
+}
+
+// Metrics is what a finished training job reports (and writes to metrics.json).
+type Metrics struct {
+	EpochsRun    int      `json:"epochs_run"`
+	TrainLoss    float64  `json:"train_loss"`
+	ValLoss      float64  `json:"val_loss"`
+	ValAccuracy  float64  `json:"val_accuracy"`
+	TestAccuracy *float64 `json:"test_accuracy,omitempty"`
+	SamplesPerS  float64  `json:"samples_per_s"`
+	DurationS    float64  `json:"duration_s"`
+	Device       string   `json:"device"`
+	// Task is binary, multiclass or regression.
+	Task string `json:"task,omitempty"`
+	// RowsDropped and RowsImputed count the cleaning done on the input.
+	RowsDropped int `json:"rows_dropped,omitempty"`
+	RowsImputed int `json:"rows_imputed,omitempty"`
+	// Classification metrics on the test set (or validation set without one).
+	Precision       *float64 `json:"precision,omitempty"`
+	Recall          *float64 `json:"recall,omitempty"`
+	MacroF1         *float64 `json:"macro_f1,omitempty"`
+	ConfusionMatrix [][]int  `json:"confusion_matrix,omitempty"`
+	// Regression metrics.
+	MSE *float64 `json:"mse,omitempty"`
+	R2  *float64 `json:"r2,omitempty"`
+}
+
+// Node states.
+const (
+	NodeUp   = "up"
+	NodeDown = "down"
+)
+
+// Node is a GPU node as the scheduler sees it.
+type Node struct {
+	Name          string    `json:"name"`
+	State         string    `json:"state"`
+	LastHeartbeat time.Time `json:"last_heartbeat"`
+	GPUs          []GPU     `json:"gpus"`
+	// EnergyJ is the energy its GPUs drew while holding no job.
+	IdleEnergyJ float64 `json:"idle_energy_j"`
+}
+
+// GPU is one GPU's identity and latest telemetry.
+type GPU struct {
+	Index          int     `json:"index"`
+	UUID           string  `json:"uuid"`
+	Model          string  `json:"model"`
+	Utilization    float64 `json:"utilization"` // 0..1
+	PowerW         float64 `json:"power_w"`
+	LimitW         float64 `json:"limit_w"`
+	MinLimitW      float64 `json:"min_limit_w"`
+	MaxLimitW      float64 `json:"max_limit_w"`
+	EnergyJ        float64 `json:"energy_j"` // the device's total-energy counter
+	TemperatureC   float64 `json:"temperature_c"`
+	MemoryUsedMiB  float64 `json:"memory_used_mib"`
+	MemoryTotalMiB float64 `json:"memory_total_mib"`
+}
+
+// Heartbeat is what an agent sends every few seconds: its GPUs' telemetry and
+// the state of every job it holds.
+type Heartbeat struct {
+	GPUs []GPU       `json:"gpus"`
+	Jobs []JobReport `json:"jobs"`
+}
+
+// JobReport is one job's state on the agent.
+type JobReport struct {
+	ID       string    `json:"id"`
+	State    string    `json:"state"` // running, succeeded, failed, preempted
+	Reason   string    `json:"reason,omitempty"`
+	Progress *Progress `json:"progress,omitempty"`
+	Metrics  *Metrics  `json:"metrics,omitempty"`
+}
+
+// HeartbeatReply is the node's desired state. A lost reply is harmless: the
+// next one says the same.
+type HeartbeatReply struct {
+	Run  []Assignment `json:"run"`
+	Stop []string     `json:"stop,omitempty"`
+	// LimitsW is the power limit per GPU index; absent means leave as is.
+	LimitsW map[int]float64 `json:"limits_w,omitempty"`
+}
+
+// Assignment tells an agent to run a job on some of its GPUs.
+type Assignment struct {
+	ID         string   `json:"id"`
+	Spec       JobSpec  `json:"spec"`
+	GPUIndices []int    `json:"gpu_indices"`
+	GPUUUIDs   []string `json:"gpu_uuids"`
+}
+
+// SubmitReply answers POST /api/v1/jobs.
+type SubmitReply struct {
+	ID string `json:"id"`
+}
+
+// Error is every error reply's body.
+type Error struct {
+	Error string `json:"error"`
+}
