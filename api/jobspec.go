@@ -314,3 +314,13 @@ func (t *TrainSpec) Validate() error {
 	}
 	return nil
 }
+
+// ValidateNodeName checks a node name as used in URLs and reports.
+func ValidateNodeName(name string) error {
+	if len(name) == 0 || len(name) > 63 || !nodeRE.MatchString(name) {
+		return &FieldError{Field: "node", Msg: fmt.Sprintf("%q: use letters, digits, '-', '_' or '.', at most 63", name)}
+	}
+	return nil
+}
+
+var nodeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)

@@ -1,0 +1,251 @@
+package scheduler
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/joulehq/joule/api"
+)
+
+var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+func spec(name string, gpus, prio int) api.JobSpec {
+	s := api.JobSpec{Name: name, User: "alice", GPUs: gpus, Priority: prio,
+		Workload: api.Workload{Synthetic: &api.SyntheticSpec{Duration: api.Duration{Duration: time.Minute}, Utilization: 0.9}}}
+	s.Default()
+	return s
+}
+
+// gpus builds n GPUs whose energy counters read energyJ.
+func gpus(node string, n int, energyJ float64) []api.GPU {
+	out := make([]api.GPU, n)
+	for i := range out {
+		out[i] = api.GPU{Index: i, UUID: fmt.Sprintf("GPU-%s-%d", node, i), Model: "H100", EnergyJ: energyJ}
+	}
+	return out
+}
+
+func TestBestFitScore(t *testing.T) {
+	tests := []struct {
+		free, need int
+		want       float64
+	}{
+		{8, 8, 1},       // fills the node exactly
+		{8, 1, 1.0 / 8}, // leaves 7 free
+		{2, 1, 1.0 / 2}, // leaves 1 free
+		{4, 0, 1.0 / 5}, // a CPU-only job leaves all 4
+	}
+	for _, tt := range tests {
+		if got := bestFitScore(tt.free, tt.need); got != tt.want {
+			t.Errorf("bestFitScore(%d, %d) = %v, want %v", tt.free, tt.need, got, tt.want)
+		}
+	}
+}
+
+func TestPlace(t *testing.T) {
+	tests := []struct {
+		name       string
+		free       map[string][]int
+		need       int
+		wantNode   string
+		wantGPUs   []int
+		wantReason string
+	}{
+		{"best fit takes the fuller node", map[string][]int{"a": {0, 1, 2, 3, 4, 5, 6, 7}, "b": {6, 7}}, 2, "b", []int{6, 7}, ""},
+		{"tie goes to the first name", map[string][]int{"b": {0, 1}, "a": {2, 3}}, 1, "a", []int{2}, ""},
+		{"too big", map[string][]int{"a": {0, 1, 2}, "b": {0, 1, 2, 3, 4}}, 8, "", nil, "needs 8 GPUs on one node; the largest free block is 5 (b)"},
+		{"no nodes", map[string][]int{}, 1, "", nil, "no node is up; waiting for an agent to register"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := &api.Job{Spec: spec("x", tt.need, 50)}
+			node, g, reason := place(j, tt.free)
+			if node != tt.wantNode || fmt.Sprint(g) != fmt.Sprint(tt.wantGPUs) || reason != tt.wantReason {
+				t.Errorf("place = (%q, %v, %q), want (%q, %v, %q)", node, g, reason, tt.wantNode, tt.wantGPUs, tt.wantReason)
+			}
+		})
+	}
+}
+
+func TestSubmitRefusesJobNoNodeFits(t *testing.T) {
+	c := New()
+	if _, err := c.Submit(spec("early", 16, 50), t0); err != nil {
+		t.Fatalf("with no nodes known a job must queue, got %v", err)
+	}
+	c.Heartbeat("node-a", api.Heartbeat{GPUs: gpus("node-a", 8, 0)}, t0)
+	_, err := c.Submit(spec("huge", 16, 50), t0)
+	if err == nil || !strings.Contains(err.Error(), "no node has 16 GPUs; the largest has 8") {
+		t.Fatalf("err = %v", err)
+	}
+	if len(c.Jobs()) != 1 {
+		t.Fatalf("a refused job must not be stored; have %d jobs", len(c.Jobs()))
+	}
+}
+
+func TestQueueOrderPriorityThenSubmitTime(t *testing.T) {
+	c := New()
+	c.Submit(spec("low", 1, 10), t0)
+	c.Submit(spec("high", 1, 90), t0.Add(time.Second))
+	c.Submit(spec("low2", 1, 10), t0.Add(2*time.Second))
+	var names []string
+	for _, j := range c.queue() {
+		names = append(names, j.Spec.Name)
+	}
+	if got := strings.Join(names, ","); got != "high,low,low2" {
+		t.Fatalf("queue order = %s", got)
+	}
+}
+
+func TestHeartbeatPlacesAndAttributesEnergy(t *testing.T) {
+	c := New()
+	job, _ := c.Submit(spec("train", 2, 50), t0)
+	reply, ch := c.Heartbeat("node-a", api.Heartbeat{GPUs: gpus("node-a", 4, 1000)}, t0)
+	if len(reply.Run) != 1 || reply.Run[0].ID != job.ID || fmt.Sprint(reply.Run[0].GPUIndices) != "[0 1]" {
+		t.Fatalf("reply.Run = %+v", reply.Run)
+	}
+	if got := reply.Run[0].GPUUUIDs; fmt.Sprint(got) != "[GPU-node-a-0 GPU-node-a-1]" {
+		t.Fatalf("uuids = %v", got)
+	}
+	if len(ch.Jobs) != 1 || ch.Jobs[0].State != api.StateRunning || len(ch.Nodes) != 1 {
+		t.Fatalf("changes = %+v", ch)
+	}
+	// 2 s later every counter advanced by 500 J: GPUs 0,1 are the job's, 2,3 idle.
+	hb := api.Heartbeat{GPUs: gpus("node-a", 4, 1500),
+		Jobs: []api.JobReport{{ID: job.ID, State: api.StateRunning, Progress: &api.Progress{Fraction: 0.5}}}}
+	c.Heartbeat("node-a", hb, t0.Add(2*time.Second))
+	got, _ := c.Job(job.ID)
+	if got.EnergyJ != 1000 {
+		t.Errorf("job energy = %v J, want 1000 (2 GPUs x 500 J)", got.EnergyJ)
+	}
+	if n := c.Nodes()[0]; n.IdleEnergyJ != 1000 {
+		t.Errorf("idle energy = %v J, want 1000", n.IdleEnergyJ)
+	}
+	// It finishes; the last interval still counts for it.
+	hb = api.Heartbeat{GPUs: gpus("node-a", 4, 1600),
+		Jobs: []api.JobReport{{ID: job.ID, State: api.StateSucceeded}}}
+	reply, _ = c.Heartbeat("node-a", hb, t0.Add(4*time.Second))
+	got, _ = c.Job(job.ID)
+	if got.State != api.StateSucceeded || got.EnergyJ != 1200 || got.FinishedAt == nil {
+		t.Errorf("job = %s, %v J", got.State, got.EnergyJ)
+	}
+	if len(reply.Run) != 0 {
+		t.Errorf("a finished job must leave the desired state: %+v", reply.Run)
+	}
+}
+
+func TestCounterResetCountsNothing(t *testing.T) {
+	c := New()
+	c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 1, 5000)}, t0)
+	c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 1, 10)}, t0.Add(time.Second))
+	c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 1, 60)}, t0.Add(2*time.Second))
+	if e := c.Nodes()[0].IdleEnergyJ; e != 50 {
+		t.Fatalf("idle energy = %v, want 50 (the reset interval counts nothing)", e)
+	}
+}
+
+func TestCancelRunningStopsItAndHoldsGPUsUntilStopped(t *testing.T) {
+	c := New()
+	a, _ := c.Submit(spec("a", 4, 50), t0)
+	b, _ := c.Submit(spec("b", 4, 50), t0)
+	c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 4, 0)}, t0)
+	if j, _ := c.Job(b.ID); j.State != api.StateQueued {
+		t.Fatalf("b should wait, is %s", j.State)
+	}
+	if _, err := c.Cancel(a.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	running := []api.JobReport{{ID: a.ID, State: api.StateRunning}}
+	reply, _ := c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 4, 0), Jobs: running}, t0.Add(time.Second))
+	if fmt.Sprint(reply.Stop) != "["+a.ID+"]" || len(reply.Run) != 0 {
+		t.Fatalf("reply = %+v, want a stop of %s", reply, a.ID)
+	}
+	if j, _ := c.Job(b.ID); j.State != api.StateQueued {
+		t.Fatalf("b must wait until a's GPUs are released, is %s", j.State)
+	}
+	stopped := []api.JobReport{{ID: a.ID, State: api.StateCancelled}}
+	reply, _ = c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 4, 0), Jobs: stopped}, t0.Add(2*time.Second))
+	if len(reply.Run) != 1 || reply.Run[0].ID != b.ID {
+		t.Fatalf("b should start once a stopped: %+v", reply)
+	}
+	if j, _ := c.Job(a.ID); j.State != api.StateCancelled {
+		t.Fatalf("a = %s", j.State)
+	}
+	if _, err := c.Cancel(a.ID, t0); err == nil {
+		t.Fatal("cancelling a cancelled job must fail")
+	}
+	if _, err := c.Cancel("j-999", t0); err == nil || err.Error() != "job j-999 not found" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestSilentNodeGoesDownAndItsJobsRequeue(t *testing.T) {
+	c := New()
+	j, _ := c.Submit(spec("a", 1, 50), t0)
+	c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 1, 0)}, t0)
+	c.Heartbeat("n2", api.Heartbeat{GPUs: gpus("n2", 1, 0)}, t0.Add(25*time.Second))
+	ch := c.Tick(t0.Add(31 * time.Second))
+	got, _ := c.Job(j.ID)
+	// Requeued from n1 and placed at once on n2.
+	if got.State != api.StateRunning || got.Node != "n2" {
+		t.Fatalf("job = %s on %q, want running on n2", got.State, got.Node)
+	}
+	if c.Nodes()[0].State != api.NodeDown || len(ch.Nodes) != 1 || len(ch.Jobs) != 1 {
+		t.Fatalf("nodes = %+v, changes = %+v", c.Nodes(), ch)
+	}
+	// n1 comes back still running the job: it is told to stop it.
+	reply, _ := c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 1, 0),
+		Jobs: []api.JobReport{{ID: j.ID, State: api.StateRunning}}}, t0.Add(32*time.Second))
+	if fmt.Sprint(reply.Stop) != "["+j.ID+"]" {
+		t.Fatalf("reply = %+v", reply)
+	}
+}
+
+func TestPreemptedJobRequeues(t *testing.T) {
+	c := New()
+	j, _ := c.Submit(spec("a", 1, 50), t0)
+	c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 1, 0)}, t0)
+	c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 1, 0),
+		Jobs: []api.JobReport{{ID: j.ID, State: api.StatePreempted, Reason: "SIGTERM"}}}, t0.Add(time.Second))
+	got, _ := c.Job(j.ID)
+	// Requeued, then placed again at once on the free GPU: a fresh start.
+	if got.State != api.StateRunning || got.StartedAt == nil || !got.StartedAt.Equal(t0.Add(time.Second)) {
+		t.Fatalf("job = %+v", got)
+	}
+}
+
+func TestRestoreKeepsIDsIncreasing(t *testing.T) {
+	c := New()
+	c.Restore([]api.Job{{ID: "j-41", State: api.StateSucceeded}, {ID: "j-7", State: api.StateQueued}}, nil)
+	j, _ := c.Submit(spec("next", 0, 50), t0)
+	if j.ID != "j-42" {
+		t.Fatalf("id = %s, want j-42", j.ID)
+	}
+	if ids := fmt.Sprintf("%d %s", len(c.Jobs()), c.Jobs()[0].ID); ids != "3 j-7" {
+		t.Fatalf("jobs = %s", ids)
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	run := func() string {
+		c := New()
+		for i := range 20 {
+			c.Submit(spec(fmt.Sprintf("j%d", i), i%5, (i*37)%100), t0.Add(time.Duration(i)*time.Second))
+		}
+		var out []string
+		for _, n := range []string{"c", "a", "b"} {
+			r, _ := c.Heartbeat(n, api.Heartbeat{GPUs: gpus(n, 8, 0)}, t0.Add(time.Minute))
+			for _, a := range r.Run {
+				out = append(out, fmt.Sprint(n, a.ID, a.GPUIndices))
+			}
+		}
+		return strings.Join(out, ";")
+	}
+	first := run()
+	for range 5 {
+		if got := run(); got != first {
+			t.Fatalf("placement differs between runs:\n%s\n%s", first, got)
+		}
+	}
+}
