@@ -1,0 +1,13 @@
+// Package power is joule's one place for watts: it reaches GPUs only through
+// go-nvml's nvml.Interface (real NVML, or go-nvml's own mock servers driven by
+// the power model in SimNode), holds the calibrated power model that the
+// simulated GPUs, the trace simulator and the planner share, fits
+// throughput-versus-power-limit curves, and meters energy from the GPUs'
+// total-energy counters.
+//
+// Units are in names: PowerW, LimitW, EnergyJ. NVML's milliwatts and
+// millijoules (LimitmW, EnergymJ) never leave this package.
+//
+// power must not import storage, web, net/http or bbolt: it is used by the
+// pure scheduler core and the simulator as well as by the agent.
+package power
