@@ -1,0 +1,230 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/joulehq/joule/api"
+)
+
+// DefaultServer is where schedulerd listens unless told otherwise.
+const DefaultServer = "http://127.0.0.1:7070"
+
+// DefaultTimeout bounds every request made through a Client from New.
+const DefaultTimeout = 10 * time.Second
+
+// maxReply bounds how much of a reply is read.
+const maxReply = 64 << 20
+
+// Client talks to one schedulerd. It is safe for concurrent use.
+type Client struct {
+	// HTTP sends the requests; New sets one with DefaultTimeout. Replace it
+	// (before use) to change the timeout or the transport.
+	HTTP *http.Client
+	base string // scheme://host[:port][/prefix], no trailing slash
+}
+
+// New returns a client for the schedulerd at baseURL, such as
+// "http://127.0.0.1:7070". It checks the URL but does not connect.
+func New(baseURL string) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("server %q is not a URL; use e.g. %s", baseURL, DefaultServer)
+	}
+	return &Client{
+		HTTP: &http.Client{Timeout: DefaultTimeout},
+		base: strings.TrimRight(u.String(), "/"),
+	}, nil
+}
+
+// BaseURL is the server's URL as the client uses it.
+func (c *Client) BaseURL() string { return c.base }
+
+// APIError is a reply with an error status. Its message is the server's own
+// (api.Error), e.g. "job j-7 not found".
+type APIError struct {
+	Status int    // HTTP status code
+	Msg    string // the server's message
+}
+
+func (e *APIError) Error() string {
+	if e.Msg != "" {
+		return e.Msg
+	}
+	return fmt.Sprintf("schedulerd answered %d %s", e.Status, http.StatusText(e.Status))
+}
+
+// IsNotFound reports whether err is an APIError with status 404.
+func IsNotFound(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
+}
+
+// UnreachableError means that nothing answered at the server's address
+// (connection refused). It unwraps to the network error.
+type UnreachableError struct {
+	Server string
+	Err    error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach schedulerd at %s: is it running? (set --server or JOULE_SERVER)", e.Server)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// Submit sends a job spec and returns the new job's id. The server validates
+// the spec again; a bad one comes back as an *APIError naming the field.
+func (c *Client) Submit(ctx context.Context, spec api.JobSpec) (string, error) {
+	var r api.SubmitReply
+	if err := c.do(ctx, http.MethodPost, "/api/v1/jobs", spec, &r); err != nil {
+		return "", err
+	}
+	if r.ID == "" {
+		return "", fmt.Errorf("submit to %s: the reply has no job id", c.base)
+	}
+	return r.ID, nil
+}
+
+// Jobs lists every job schedulerd knows.
+func (c *Client) Jobs(ctx context.Context) ([]api.Job, error) {
+	var jobs []api.Job
+	err := c.do(ctx, http.MethodGet, "/api/v1/jobs", nil, &jobs)
+	return jobs, err
+}
+
+// Job returns one job; an unknown id is an *APIError with status 404.
+func (c *Client) Job(ctx context.Context, id string) (api.Job, error) {
+	var j api.Job
+	err := c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id), nil, &j)
+	return j, err
+}
+
+// Cancel asks schedulerd to cancel a job and returns the job as it is after
+// the request.
+func (c *Client) Cancel(ctx context.Context, id string) (api.Job, error) {
+	var j api.Job
+	err := c.do(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(id)+"/cancel", nil, &j)
+	return j, err
+}
+
+// Nodes lists the nodes and their GPUs' latest telemetry.
+func (c *Client) Nodes(ctx context.Context) ([]api.Node, error) {
+	var nodes []api.Node
+	err := c.do(ctx, http.MethodGet, "/api/v1/nodes", nil, &nodes)
+	return nodes, err
+}
+
+// Register announces an agent's node and its GPUs; the reply is the node's
+// desired state, as for a heartbeat.
+func (c *Client) Register(ctx context.Context, node string, hb api.Heartbeat) (api.HeartbeatReply, error) {
+	var r api.HeartbeatReply
+	err := c.do(ctx, http.MethodPost, "/api/v1/agents/"+url.PathEscape(node)+"/register", hb, &r)
+	return r, err
+}
+
+// Heartbeat sends a node's telemetry and job reports and returns its desired
+// state.
+func (c *Client) Heartbeat(ctx context.Context, node string, hb api.Heartbeat) (api.HeartbeatReply, error) {
+	var r api.HeartbeatReply
+	err := c.do(ctx, http.MethodPost, "/api/v1/agents/"+url.PathEscape(node)+"/heartbeat", hb, &r)
+	return r, err
+}
+
+// Health checks that schedulerd answers /healthz with status "ok".
+func (c *Client) Health(ctx context.Context) error {
+	var r struct {
+		Status string `json:"status"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/healthz", nil, &r); err != nil {
+		return err
+	}
+	if r.Status != "ok" {
+		return fmt.Errorf("schedulerd at %s is not healthy: status %q", c.base, r.Status)
+	}
+	return nil
+}
+
+// do sends one request with body (if not nil) as JSON and decodes a 2xx
+// reply into out (if not nil).
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	what := method + " " + path
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("%s: encode request: %w", what, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return &UnreachableError{Server: c.base, Err: err}
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return fmt.Errorf("%s %s: %w", what, c.base, ctxErr)
+		}
+		return fmt.Errorf("cannot reach schedulerd at %s (%s): %w; check --server or JOULE_SERVER", c.base, what, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
+	if err != nil {
+		return fmt.Errorf("%s: read reply: %w", what, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return apiError(resp.StatusCode, data)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s: the reply from %s is not what joule expects (%v); is --server pointing at schedulerd of the same version?", what, c.base, err)
+	}
+	return nil
+}
+
+// apiError builds the error for a non-2xx reply: the server's api.Error
+// message, or, for a body that is not one (a proxy's page), a short excerpt.
+func apiError(status int, body []byte) *APIError {
+	var e api.Error
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return &APIError{Status: status, Msg: e.Error}
+	}
+	msg := strings.TrimSpace(string(body))
+	if len(msg) > 200 {
+		msg = msg[:200] + "..."
+	}
+	if msg == "" {
+		return &APIError{Status: status}
+	}
+	return &APIError{Status: status, Msg: fmt.Sprintf("schedulerd answered %d %s: %s", status, http.StatusText(status), msg)}
+}
+
+// unwrapURLError drops *url.Error's "Get "http://...": " prefix, which
+// repeats what the caller already says.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
