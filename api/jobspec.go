@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -324,3 +325,24 @@ func ValidateNodeName(name string) error {
 }
 
 var nodeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// ResolvePaths makes relative dataset paths absolute, relative to baseDir
+// (the spec file's directory), so a spec means the same on every machine
+// that reads it.
+func (s *JobSpec) ResolvePaths(baseDir string) {
+	t := s.Workload.Train
+	if t == nil {
+		return
+	}
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		if a, err := filepath.Abs(filepath.Join(baseDir, p)); err == nil {
+			return a
+		}
+		return p
+	}
+	t.Dataset.Path = abs(t.Dataset.Path)
+	t.Dataset.TestPath = abs(t.Dataset.TestPath)
+}

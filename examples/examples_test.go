@@ -1,0 +1,36 @@
+package examples
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/joulehq/joule/api"
+)
+
+// Every shipped example must parse and point at data that exists.
+func TestExamplesAreValid(t *testing.T) {
+	specs, err := WriteTo(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(specs) < 3 {
+		t.Fatalf("found %d examples, want at least 3", len(specs))
+	}
+	for _, p := range specs {
+		data, _ := os.ReadFile(p)
+		spec, err := api.ParseJobSpec(data)
+		if err != nil {
+			t.Errorf("%s: %v", filepath.Base(p), err)
+			continue
+		}
+		spec.ResolvePaths(filepath.Dir(p))
+		if tr := spec.Workload.Train; tr != nil {
+			for _, f := range []string{tr.Dataset.Path, tr.Dataset.TestPath} {
+				if _, err := os.Stat(f); err != nil {
+					t.Errorf("%s: %v", filepath.Base(p), err)
+				}
+			}
+		}
+	}
+}
