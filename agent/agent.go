@@ -1,0 +1,203 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+
+	"github.com/joulehq/joule/api"
+	"github.com/joulehq/joule/power"
+	"github.com/joulehq/joule/web/client"
+)
+
+// Config is what an agent needs to run.
+type Config struct {
+	Name     string
+	Client   *client.Client
+	NVML     nvml.Interface
+	Sim      *power.SimNode // nil on real GPUs
+	Interval time.Duration  // between heartbeats
+	DataDir  string         // job directories live under DataDir/jobs
+	// Exe is the binary started as `Exe train ...` for train jobs; default: this one.
+	Exe string
+	Log *slog.Logger
+}
+
+// Agent runs one node.
+type Agent struct {
+	cfg Config
+
+	mu    sync.Mutex
+	tasks map[string]*task // every job the agent holds, running or finished and not yet acknowledged
+}
+
+// New checks the configuration and returns an agent.
+func New(cfg Config) (*Agent, error) {
+	if err := api.ValidateNodeName(cfg.Name); err != nil {
+		return nil, fmt.Errorf("agent name: %w", err)
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 2 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Exe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find own binary for train jobs: %w", err)
+		}
+		cfg.Exe = exe
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "jobs"), 0o750); err != nil {
+		return nil, fmt.Errorf("agent data dir: %w", err)
+	}
+	return &Agent{cfg: cfg, tasks: map[string]*task{}}, nil
+}
+
+// Run registers and heartbeats until ctx ends, then stops its jobs (train
+// jobs checkpoint) and sends a last heartbeat that reports them.
+func (a *Agent) Run(ctx context.Context) error {
+	log := a.cfg.Log.With("node", a.cfg.Name)
+	if err := a.register(ctx, log); err != nil {
+		return err
+	}
+	t := time.NewTicker(a.cfg.Interval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			a.shutdown(log)
+			return nil
+		case <-t.C:
+		}
+		err := a.beat(ctx)
+		switch {
+		case err != nil && ctx.Err() != nil:
+		case err != nil && !failing:
+			log.Warn("heartbeat failed; retrying every interval", "err", err)
+			failing = true
+		case err == nil && failing:
+			log.Info("heartbeat back")
+			failing = false
+		}
+	}
+}
+
+func (a *Agent) register(ctx context.Context, log *slog.Logger) error {
+	for attempt := 0; ; attempt++ {
+		hb, err := a.snapshot()
+		if err != nil {
+			return err
+		}
+		reply, err := a.cfg.Client.Register(ctx, a.cfg.Name, hb)
+		if err == nil {
+			log.Info("registered", "gpus", len(hb.GPUs))
+			a.reconcile(reply, hb)
+			return nil
+		}
+		var apiErr *client.APIError
+		if errors.As(err, &apiErr) && apiErr.Status/100 == 4 {
+			return fmt.Errorf("register %s: %w", a.cfg.Name, err)
+		}
+		if attempt == 0 {
+			log.Warn("waiting for schedulerd", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(time.Duration(attempt+1)*time.Second, 5*time.Second)):
+		}
+	}
+}
+
+// beat sends one heartbeat and reconciles toward the reply.
+func (a *Agent) beat(ctx context.Context) error {
+	hb, err := a.snapshot()
+	if err != nil {
+		return err
+	}
+	reply, err := a.cfg.Client.Heartbeat(ctx, a.cfg.Name, hb)
+	if err != nil {
+		return err
+	}
+	a.reconcile(reply, hb)
+	return nil
+}
+
+// snapshot reads the GPUs and the state of every job held.
+func (a *Agent) snapshot() (api.Heartbeat, error) {
+	gpus, err := power.ReadGPUs(a.cfg.NVML)
+	if err != nil {
+		return api.Heartbeat{}, fmt.Errorf("read GPUs: %w", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	hb := api.Heartbeat{GPUs: gpus, Jobs: []api.JobReport{}}
+	for _, id := range slices.Sorted(maps.Keys(a.tasks)) {
+		hb.Jobs = append(hb.Jobs, a.tasks[id].report())
+	}
+	return hb, nil
+}
+
+// reconcile moves the node toward the reply's desired state. sent is the
+// heartbeat the reply answers: finished jobs reported in it are now stored by
+// schedulerd and can be forgotten.
+func (a *Agent) reconcile(reply api.HeartbeatReply, sent api.Heartbeat) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range sent.Jobs {
+		if t := a.tasks[r.ID]; t != nil && r.State != api.StateRunning && t.finished() {
+			delete(a.tasks, r.ID)
+		}
+	}
+	for _, id := range reply.Stop {
+		if t := a.tasks[id]; t != nil {
+			t.stop(api.StateCancelled)
+		}
+	}
+	for _, as := range reply.Run {
+		if _, held := a.tasks[as.ID]; held {
+			continue
+		}
+		t := a.start(as)
+		a.tasks[as.ID] = t
+	}
+	for idx, w := range reply.LimitsW {
+		if _, err := power.SetLimitW(a.cfg.NVML, idx, w); err != nil {
+			a.cfg.Log.Warn("set power limit", "gpu", idx, "watts", w, "err", err)
+		}
+	}
+}
+
+// shutdown stops every job and reports them once more.
+func (a *Agent) shutdown(log *slog.Logger) {
+	a.mu.Lock()
+	var running []*task
+	for _, t := range a.tasks {
+		if !t.finished() {
+			t.stop(api.StatePreempted)
+			running = append(running, t)
+		}
+	}
+	a.mu.Unlock()
+	for _, t := range running {
+		<-t.done
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.beat(ctx); err != nil {
+		log.Warn("last heartbeat failed", "err", err)
+	}
+	log.Info("agent stopped", "jobs_stopped", len(running))
+}

@@ -1,0 +1,123 @@
+// Command agent runs on every GPU node: it reports the GPUs' utilisation,
+// power and energy to schedulerd and runs the jobs placed on the node.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+
+	"github.com/joulehq/joule/agent"
+	"github.com/joulehq/joule/power"
+	"github.com/joulehq/joule/web/client"
+)
+
+const usage = `agent: joule's node agent. It reports this node's GPUs to schedulerd and runs
+the jobs placed on it.
+
+Usage:
+  agent [flags]                          run the agent (real GPUs through NVML)
+  agent --sim dgxh100 [flags]            run a simulated 8-GPU node (no GPU needed)
+  agent train --spec FILE --out DIR      run one training workload alone
+
+Examples:
+  agent --scheduler http://10.0.0.5:7070 --name gpu-node-01
+  agent --sim dgxh100 --name sim-1 --data-dir /tmp/sim-1
+
+Flags:
+`
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "train" {
+		os.Exit(agent.TrainMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	host, _ := os.Hostname()
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	server := fs.String("scheduler", envOr("JOULE_SERVER", "http://127.0.0.1:7070"), "schedulerd's URL (env JOULE_SERVER)")
+	name := fs.String("name", host, "this node's name, unique in the cluster")
+	sim := fs.String("sim", "", "simulate a node instead of using NVML: dgxh100, dgxh200 or dgxa100")
+	dataDir := fs.String("data-dir", "./joule-agent", "directory for job files, checkpoints and models")
+	interval := fs.Duration("heartbeat", 2*time.Second, "heartbeat interval")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "agent: unknown argument %q (see agent --help)\n", fs.Arg(0))
+		return 2
+	}
+	var log *slog.Logger
+	switch *logFormat {
+	case "text":
+		log = slog.New(slog.NewTextHandler(stderr, nil))
+	case "json":
+		log = slog.New(slog.NewJSONHandler(stderr, nil))
+	default:
+		fmt.Fprintf(stderr, "agent: --log-format %q: use text or json\n", *logFormat)
+		return 2
+	}
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "agent:", err)
+		return 1
+	}
+	c, err := client.New(*server)
+	if err != nil {
+		return fail(err)
+	}
+	cfg := agent.Config{Name: *name, Client: c, Interval: *interval, DataDir: *dataDir, Log: log}
+	var lib nvml.Interface
+	if *sim != "" {
+		s, err := power.NewSimNode(*sim, time.Now)
+		if err != nil {
+			return fail(fmt.Errorf("--sim: %w", err))
+		}
+		cfg.Sim, lib = s, s.NVML()
+	} else {
+		l, shutdown, err := power.OpenNVML()
+		if err != nil {
+			return fail(err)
+		}
+		defer shutdown()
+		lib = l
+	}
+	cfg.NVML = lib
+	a, err := agent.New(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Info("agent starting", "node", *name, "scheduler", *server, "sim", *sim)
+	if err := a.Run(ctx); err != nil && ctx.Err() == nil {
+		return fail(err)
+	}
+	return 0
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

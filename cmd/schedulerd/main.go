@@ -1,0 +1,208 @@
+// Command schedulerd is joule's central scheduler: it queues jobs, places them
+// on GPU nodes, meters their energy and keeps every fact in a bbolt file.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/joulehq/joule/agent"
+	"github.com/joulehq/joule/power"
+	"github.com/joulehq/joule/storage"
+	"github.com/joulehq/joule/web"
+	"github.com/joulehq/joule/web/client"
+)
+
+const usage = `schedulerd: joule's energy-aware GPU scheduler.
+
+Usage:
+  schedulerd [flags]            serve the API on --listen, state in --data-dir
+  schedulerd --demo             the embedded default: 2 simulated DGX-H100 nodes in this
+                                process, runs the jobs in examples/ and prints their energy
+  schedulerd train ...          run one training workload (used by in-process simulated nodes)
+
+Examples:
+  schedulerd --demo
+  schedulerd --data-dir /var/lib/joule --listen 0.0.0.0:7070
+  schedulerd --sim-nodes 4 --sim-gpu h200     a simulated cluster on a laptop
+
+Flags:
+`
+
+type config struct {
+	dataDir     string
+	listen      string
+	simNodes    int
+	simGPU      string
+	demo        bool
+	heartbeat   time.Duration
+	nodeTimeout time.Duration
+	logFormat   string
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "train" {
+		os.Exit(agent.TrainMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var cfg config
+	fs := flag.NewFlagSet("schedulerd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.dataDir, "data-dir", "./joule-data", "directory of the bbolt database and the simulated nodes' job files")
+	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:7070", "address to serve the API on")
+	fs.IntVar(&cfg.simNodes, "sim-nodes", 0, "number of simulated GPU nodes to run inside this process (--demo: 2)")
+	fs.StringVar(&cfg.simGPU, "sim-gpu", "h100", "GPU of the simulated nodes: h100, h200 or a100 (8 per node)")
+	fs.BoolVar(&cfg.demo, "demo", false, "run the embedded demo: simulated nodes, the example jobs, their energy")
+	fs.DurationVar(&cfg.heartbeat, "heartbeat", 2*time.Second, "heartbeat interval of the simulated nodes")
+	fs.DurationVar(&cfg.nodeTimeout, "node-timeout", 30*time.Second, "a node silent this long is marked down and its jobs requeued")
+	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "schedulerd: unknown argument %q (see schedulerd --help)\n", fs.Arg(0))
+		return 2
+	}
+	if cfg.demo && cfg.simNodes == 0 {
+		cfg.simNodes = 2
+	}
+	log, err := newLogger(stderr, cfg.logFormat)
+	if err != nil {
+		fmt.Fprintln(stderr, "schedulerd:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, log, stdout); err != nil {
+		fmt.Fprintln(stderr, "schedulerd:", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, format string) (*slog.Logger, error) {
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", format)
+}
+
+func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+	if cfg.simNodes < 0 || cfg.simNodes > 1000 {
+		return fmt.Errorf("--sim-nodes %d: give 0..1000", cfg.simNodes)
+	}
+	simKind := "dgx" + cfg.simGPU
+	if cfg.simNodes > 0 {
+		if _, err := power.ModelFor(cfg.simGPU); err != nil {
+			return fmt.Errorf("--sim-gpu: %w", err)
+		}
+	}
+	db, err := storage.Open(cfg.dataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	srv, err := web.New(db, log, time.Now)
+	if err != nil {
+		return err
+	}
+	srv.SetNodeTimeout(cfg.nodeTimeout)
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another schedulerd running? use --listen)", cfg.listen, err)
+	}
+	addr := "http://" + ln.Addr().String()
+	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	log.Info("schedulerd serving", "addr", addr, "data", db.Path())
+
+	var wg sync.WaitGroup
+	tickCtx, stopTick := context.WithCancel(context.Background())
+	wg.Go(func() { srv.Run(tickCtx, time.Second) })
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+
+	agentCtx, stopAgents := context.WithCancel(context.Background())
+	var agents sync.WaitGroup
+	for i := range cfg.simNodes {
+		name := fmt.Sprintf("sim-%s-%d", cfg.simGPU, i+1)
+		a, err := newSimAgent(name, simKind, addr, cfg, log)
+		if err != nil {
+			stopAgents()
+			return err
+		}
+		agents.Go(func() {
+			if err := a.Run(agentCtx); err != nil && agentCtx.Err() == nil {
+				log.Error("simulated node stopped", "node", name, "err", err)
+			}
+		})
+	}
+	if cfg.demo {
+		go func() {
+			if err := runDemo(ctx, addr, cfg.dataDir, stdout); err != nil && ctx.Err() == nil {
+				log.Error("demo", "err", err)
+			}
+		}()
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-serveErr:
+		stopAgents()
+		return fmt.Errorf("serve: %w", err)
+	}
+	// Agents first, so their last heartbeat (jobs checkpointed) is stored.
+	stopAgents()
+	agents.Wait()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = httpSrv.Shutdown(shutCtx)
+	stopTick()
+	wg.Wait()
+	return nil
+}
+
+func newSimAgent(name, kind, addr string, cfg config, log *slog.Logger) (*agent.Agent, error) {
+	sim, err := power.NewSimNode(kind, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(addr)
+	if err != nil {
+		return nil, err
+	}
+	return agent.New(agent.Config{
+		Name:     name,
+		Client:   c,
+		NVML:     sim.NVML(),
+		Sim:      sim,
+		Interval: cfg.heartbeat,
+		DataDir:  filepath.Join(cfg.dataDir, "agents", name),
+		Log:      log,
+	})
+}
