@@ -1,0 +1,299 @@
+package trainer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/joulehq/joule/api"
+)
+
+// Options are how a run is hosted: where it writes and whom it tells.
+type Options struct {
+	// OutDir receives metrics.json, model/ (the model and its
+	// preprocessing) and checkpoint.safetensors.
+	OutDir string
+	// Resume continues from OutDir's checkpoint if there is one.
+	Resume bool
+	// Progress is called at the end of every epoch and every few seconds
+	// within one; Step counts optimiser steps over the whole run.
+	Progress func(api.Progress)
+	// Log receives human log lines; nil discards them.
+	Log io.Writer
+}
+
+// ErrPreempted is returned by Run when its context is cancelled: a
+// checkpoint has been written and the run can be resumed with Resume.
+var ErrPreempted = errors.New("training preempted: checkpoint written; run again with resume to continue")
+
+// progressEvery is how often Progress is called within an epoch.
+const progressEvery = 3 * time.Second
+
+// Run trains the model the spec describes and writes its outputs under
+// opt.OutDir. The pipeline, in order:
+//
+//  1. check the spec (defaults filled in) and the options;
+//  2. load the data, drop or impute missing values, split train/validation
+//     with the seed, fit preprocessing on the training split (prepareData);
+//  3. build the MLP and optimiser from the seed, or restore them from the
+//     checkpoint when resuming;
+//  4. train epoch by epoch (shuffle, mini-batches, optimiser steps),
+//     evaluate on validation after each epoch, checkpoint, report progress,
+//     stop early when validation loss stops improving; on cancellation,
+//     checkpoint and return ErrPreempted;
+//  5. evaluate on the test set (else validation, else training set), save
+//     the model and metrics.json.
+func Run(ctx context.Context, spec api.TrainSpec, opt Options) (api.Metrics, error) {
+	started := time.Now()
+	logf := func(format string, a ...any) {
+		if opt.Log != nil {
+			fmt.Fprintf(opt.Log, format+"\n", a...)
+		}
+	}
+	// 1. Spec and options.
+	spec.Default()
+	if err := checkSpec(spec, opt); err != nil {
+		return api.Metrics{}, err
+	}
+	act, _ := parseActivation(spec.Model.Activation)
+	if err := os.MkdirAll(opt.OutDir, 0o755); err != nil {
+		return api.Metrics{}, fmt.Errorf("output directory: %w", err)
+	}
+
+	// 2. Data.
+	data, err := prepareData(spec)
+	if err != nil {
+		return api.Metrics{}, err
+	}
+	pre, train := data.pre, data.train
+	logf("data: %d training, %d validation, %d test rows; %d inputs; task %s; %d rows dropped, %d imputed",
+		train.n, rowsOf(data.val), rowsOf(data.test), train.width, pre.Task, data.rowsDropped, data.rowsImputed)
+
+	// 3. Model and optimiser.
+	be := Backend(CPU{})
+	sizes := append([]int{train.width}, spec.Model.Hidden...)
+	sizes = append(sizes, train.tcols)
+	net := NewMLP(be, sizes, act, float32(spec.Model.Dropout), rand.New(rand.NewPCG(uint64(spec.Seed), streamInit)))
+	params, grads := net.Params()
+	optim := NewOptimizer(be, spec.Optimizer, params)
+	specJSON, _ := json.Marshal(spec)
+	ckpt := filepath.Join(opt.OutDir, checkpointFile)
+	st := trainState{BestValLoss: math.Inf(1)}
+	if opt.Resume {
+		switch s, err := loadCheckpoint(ckpt, net, optim, specJSON); {
+		case errors.Is(err, errNoCheckpoint):
+			logf("resume: no checkpoint in %s; starting from scratch", opt.OutDir)
+		case err != nil:
+			return api.Metrics{}, err
+		default:
+			st = s
+			logf("resume: from epoch %d step %d", st.Epoch+1, st.Step)
+		}
+	}
+
+	// 4. Training loop.
+	kind := lossKind(pre.Task)
+	steps := (train.n + spec.BatchSize - 1) / spec.BatchSize
+	xb, tb := be.New(spec.BatchSize, train.width), be.New(spec.BatchSize, train.tcols)
+	xTail := be.New(train.n-(steps-1)*spec.BatchSize, train.width)
+	tTail := be.New(xTail.Rows, train.tcols)
+	dlogits, dTail := be.New(spec.BatchSize, train.tcols), be.New(xTail.Rows, train.tcols)
+	xHost := make([]float32, spec.BatchSize*train.width)
+	tHost := make([]float32, spec.BatchSize*train.tcols)
+	lastProgress := time.Now()
+	report := func(epoch, step int, loss, samplesPerS float64) {
+		if opt.Progress == nil {
+			return
+		}
+		opt.Progress(api.Progress{Epoch: epoch + 1, Epochs: spec.Epochs, Step: optim.Step, Loss: loss,
+			SamplesPerS: samplesPerS, Fraction: (float64(epoch) + float64(step)/float64(steps)) / float64(spec.Epochs)})
+	}
+	for ; st.Epoch < spec.Epochs && !st.Done; st.Epoch++ {
+		epoch := st.Epoch
+		lr := LearningRate(spec.Optimizer, epoch, spec.Epochs)
+		pcg := rand.NewPCG(uint64(spec.Seed), uint64(epoch))
+		rng := rand.New(pcg)
+		perm := rng.Perm(train.n)
+		if st.Step > 0 && st.RNG != nil {
+			if err := pcg.UnmarshalBinary(st.RNG); err != nil {
+				return api.Metrics{}, fmt.Errorf("resume: bad RNG state: %w", err)
+			}
+		}
+		epochStart, epochSamples := time.Now(), 0
+		for ; st.Step < steps; st.Step++ {
+			if ctx.Err() != nil {
+				st.RNG, _ = pcg.MarshalBinary()
+				st.OptimizerStep = optim.Step
+				st.TrainSeconds += time.Since(epochStart).Seconds()
+				st.TrainSamples += int64(epochSamples)
+				if err := saveCheckpoint(ckpt, net, optim, st, specJSON); err != nil {
+					return api.Metrics{}, err
+				}
+				logf("preempted at epoch %d step %d; checkpoint written", epoch+1, st.Step)
+				return api.Metrics{}, ErrPreempted
+			}
+			lo := st.Step * spec.BatchSize
+			rows := min(spec.BatchSize, train.n-lo)
+			x, t, dl := xb, tb, dlogits
+			if rows != spec.BatchSize {
+				x, t, dl = xTail, tTail, dTail
+			}
+			for r := range rows {
+				i := perm[lo+r]
+				copy(xHost[r*train.width:(r+1)*train.width], train.x[i*train.width:(i+1)*train.width])
+				copy(tHost[r*train.tcols:(r+1)*train.tcols], train.t[i*train.tcols:(i+1)*train.tcols])
+			}
+			be.Upload(x, xHost)
+			be.Upload(t, tHost)
+			logits := net.Forward(x, true, rng)
+			loss := be.Loss(kind, logits, t, dl)
+			net.Backward(dl, true)
+			optim.Update(params, grads, lr)
+			st.EpochLossSum += loss * float64(rows)
+			st.EpochSamples += rows
+			epochSamples += rows
+			if testHookStep != nil {
+				testHookStep(epoch, st.Step)
+			}
+			if time.Since(lastProgress) >= progressEvery {
+				lastProgress = time.Now()
+				report(epoch, st.Step+1, st.EpochLossSum/float64(st.EpochSamples), float64(epochSamples)/time.Since(epochStart).Seconds())
+			}
+		}
+		trainS := time.Since(epochStart).Seconds()
+		st.TrainSeconds += trainS
+		st.TrainSamples += int64(epochSamples)
+		st.TrainLoss = st.EpochLossSum / float64(max(st.EpochSamples, 1))
+		improved := true
+		if data.val != nil {
+			ev := evaluate(be, net, pre, data.val)
+			st.ValLoss, st.ValAccuracy = ev.loss, ev.accuracy
+			improved = ev.loss < st.BestValLoss
+			if improved {
+				st.BestValLoss, st.BadEpochs = ev.loss, 0
+			} else {
+				st.BadEpochs++
+			}
+		}
+		logf("epoch %d/%d: train loss %.4f, val loss %.4f, val accuracy %.4f, lr %.3g, %.0f samples/s",
+			epoch+1, spec.Epochs, st.TrainLoss, st.ValLoss, st.ValAccuracy, lr, float64(epochSamples)/trainS)
+		report(epoch, steps, st.TrainLoss, float64(epochSamples)/trainS)
+		st.Step, st.RNG, st.EpochLossSum, st.EpochSamples = 0, nil, 0, 0
+		if spec.EarlyStopping > 0 && st.BadEpochs >= spec.EarlyStopping {
+			logf("early stopping: validation loss has not improved for %d epochs", st.BadEpochs)
+			st.Done = true
+		}
+		next := st
+		next.Epoch++
+		next.OptimizerStep = optim.Step
+		if err := saveCheckpoint(ckpt, net, optim, next, specJSON); err != nil {
+			return api.Metrics{}, err
+		}
+		if st.Done {
+			st.Epoch++
+			break
+		}
+	}
+
+	// 5. Final evaluation and outputs.
+	m := api.Metrics{EpochsRun: st.Epoch, TrainLoss: st.TrainLoss, ValLoss: st.ValLoss, ValAccuracy: st.ValAccuracy,
+		Device: be.Name(), Task: pre.Task, RowsDropped: data.rowsDropped, RowsImputed: data.rowsImputed,
+		DurationS: time.Since(started).Seconds()}
+	if st.TrainSeconds > 0 {
+		m.SamplesPerS = float64(st.TrainSamples) / st.TrainSeconds
+	}
+	final, which := data.test, "test"
+	if final == nil {
+		final, which = data.val, "validation"
+	}
+	if final == nil {
+		final, which = train, "training"
+	}
+	ev := evaluate(be, net, pre, final)
+	if pre.Task == "regression" {
+		m.MSE, m.R2 = &ev.mse, &ev.r2
+	} else {
+		m.Precision, m.Recall, m.MacroF1 = &ev.class.precision, &ev.class.recall, &ev.class.macroF1
+		m.ConfusionMatrix = ev.class.confusion
+		if data.test != nil {
+			m.TestAccuracy = &ev.accuracy
+		}
+	}
+	logf("final metrics on the %s set (%d rows): %s", which, final.n, ev)
+	if err := saveModel(filepath.Join(opt.OutDir, "model"), net, pre); err != nil {
+		return m, err
+	}
+	mj, _ := json.MarshalIndent(m, "", "  ")
+	if err := writeFileAtomic(filepath.Join(opt.OutDir, "metrics.json"), append(mj, '\n')); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+// testHookStep, when set by a test, is called after every training step.
+var testHookStep func(epoch, step int)
+
+// checkSpec rejects, before any data is read, specs that cannot run.
+func checkSpec(spec api.TrainSpec, opt Options) error {
+	if err := spec.Validate(); err != nil {
+		return fmt.Errorf("bad training spec: %w", err)
+	}
+	if opt.OutDir == "" {
+		return errors.New("trainer: Options.OutDir is empty; give the directory for the model, metrics and checkpoint")
+	}
+	if spec.EarlyStopping > 0 && spec.ValidationSplit == 0 {
+		return errors.New("bad training spec: early_stopping needs a validation set; set validation_split, e.g. 0.1")
+	}
+	if spec.Dataset.Format == "mnist" && spec.Dataset.TestPath != "" {
+		return errors.New("bad training spec: dataset.test_path is for CSV; MNIST's test set is the t10k files in dataset.path")
+	}
+	return nil
+}
+
+func rowsOf(d *dataset) int {
+	if d == nil {
+		return 0
+	}
+	return d.n
+}
+
+// evaluation is a model's performance on one split.
+type evaluation struct {
+	task     string
+	loss     float64
+	accuracy float64
+	class    classMetrics
+	mse, r2  float64
+}
+
+func (e evaluation) String() string {
+	if e.task == "regression" {
+		return fmt.Sprintf("loss %.4f, mse %.4g, r2 %.4f", e.loss, e.mse, e.r2)
+	}
+	return fmt.Sprintf("loss %.4f, accuracy %.4f, macro precision %.4f, recall %.4f, F1 %.4f",
+		e.loss, e.accuracy, e.class.precision, e.class.recall, e.class.macroF1)
+}
+
+func evaluate(be Backend, net *MLP, pre *Preprocessor, d *dataset) evaluation {
+	ev := evaluation{task: pre.Task}
+	out := forwardAll(be, net, lossKind(pre.Task), d.x, d.n, d.width, d.t, &ev.loss)
+	ev.loss /= float64(max(d.n, 1))
+	if pre.Task == "regression" {
+		pred := make([]float64, d.n)
+		for i := range pred {
+			pred[i] = float64(out[i])*pre.TargetStd + pre.TargetMean
+		}
+		ev.mse, ev.r2 = regression(d.value, pred)
+		return ev
+	}
+	ev.class = classification(d.class, classesOf(pre.Task, out, d.n), len(pre.Classes))
+	ev.accuracy = ev.class.accuracy
+	return ev
+}
