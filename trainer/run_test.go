@@ -38,7 +38,7 @@ func TestRunIris(t *testing.T) {
 	if m.ValAccuracy < 0.9 {
 		t.Errorf("val accuracy %.3f, want >= 0.9", m.ValAccuracy)
 	}
-	if len(progress) < 30 || progress[29].Epoch != 30 || progress[59].Fraction != 1 {
+	if len(progress) < 30 || progress[29].Epoch != 30 || progress[29].Fraction != 1 {
 		t.Errorf("progress: %d reports, last %+v", len(progress), progress[len(progress)-1])
 	}
 	for _, f := range []string{"metrics.json", "checkpoint.safetensors", "model/model.safetensors", "model/preprocess.json"} {
