@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -178,15 +179,19 @@ func renderMetrics(w io.Writer, m *api.Metrics) error {
 	}
 	if len(m.ConfusionMatrix) > 0 {
 		fmt.Fprintln(w, "  Confusion matrix (rows: true class, columns: predicted):")
-		tw = tabwriter.NewWriter(w, 0, 8, 1, ' ', tabwriter.AlignRight)
+		width := 1
 		for _, row := range m.ConfusionMatrix {
-			fmt.Fprint(tw, "   ")
 			for _, n := range row {
-				fmt.Fprintf(tw, "\t%d", n)
+				width = max(width, len(strconv.Itoa(n)))
 			}
-			fmt.Fprintln(tw, "\t")
 		}
-		return tw.Flush()
+		for _, row := range m.ConfusionMatrix {
+			fmt.Fprint(w, "   ")
+			for _, n := range row {
+				fmt.Fprintf(w, " %*d", width, n)
+			}
+			fmt.Fprintln(w)
+		}
 	}
 	return nil
 }
