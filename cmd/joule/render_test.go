@@ -184,3 +184,21 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestDescribeProgress(t *testing.T) {
+	tests := []struct {
+		p    api.Progress
+		want string
+	}{
+		{api.Progress{Fraction: 0.09}, "9% done"},
+		{api.Progress{Epoch: 4, Epochs: 20, Step: 380, Loss: 0.21312, SamplesPerS: 5120, Fraction: 0.2},
+			"epoch 4/20, step 380, loss 0.2131, 5120 samples/s, 20% done"},
+		{api.Progress{Epoch: 0, Epochs: 10, Fraction: 0}, "epoch 0/10, 0% done"},
+		{api.Progress{Epoch: 2, Step: 10, Loss: 1.5}, "epoch 2, step 10, loss 1.5, 0% done"},
+	}
+	for _, tt := range tests {
+		if got := describeProgress(&tt.p); got != tt.want {
+			t.Errorf("describeProgress(%+v) = %q, want %q", tt.p, got, tt.want)
+		}
+	}
+}

@@ -130,13 +130,24 @@ func describeWorkload(w api.Workload) string {
 	return "-"
 }
 
+// describeProgress writes the parts of a progress report that the workload
+// fills in: a synthetic job reports only its fraction done.
 func describeProgress(p *api.Progress) string {
-	epoch := fmt.Sprintf("epoch %d", p.Epoch)
-	if p.Epochs > 0 {
-		epoch = fmt.Sprintf("epoch %d/%d", p.Epoch, p.Epochs)
+	var parts []string
+	switch {
+	case p.Epochs > 0:
+		parts = append(parts, fmt.Sprintf("epoch %d/%d", p.Epoch, p.Epochs))
+	case p.Epoch > 0:
+		parts = append(parts, fmt.Sprintf("epoch %d", p.Epoch))
 	}
-	return fmt.Sprintf("%s, step %d, loss %.4g, %.0f samples/s, %.0f%% done",
-		epoch, p.Step, p.Loss, p.SamplesPerS, p.Fraction*100)
+	if p.Step > 0 {
+		parts = append(parts, fmt.Sprintf("step %d", p.Step), fmt.Sprintf("loss %.4g", p.Loss))
+	}
+	if p.SamplesPerS > 0 {
+		parts = append(parts, fmt.Sprintf("%.0f samples/s", p.SamplesPerS))
+	}
+	parts = append(parts, fmt.Sprintf("%.0f%% done", p.Fraction*100))
+	return strings.Join(parts, ", ")
 }
 
 // renderMetrics writes a finished job's results under a "Metrics:" heading.
