@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -182,6 +183,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return fmt.Errorf("%s %s: %w", what, c.base, ctxErr)
+		}
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			return fmt.Errorf("schedulerd at %s did not answer %s within %s: is it overloaded or stuck? (%w)", c.base, what, c.HTTP.Timeout, unwrapURLError(err))
 		}
 		return fmt.Errorf("cannot reach schedulerd at %s (%s): %w; check --server or JOULE_SERVER", c.base, what, unwrapURLError(err))
 	}

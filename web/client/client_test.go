@@ -266,3 +266,22 @@ func TestContextCancelled(t *testing.T) {
 		t.Errorf("error %v, want one wrapping context.DeadlineExceeded", err)
 	}
 }
+
+func TestTimeout(t *testing.T) {
+	block := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-block:
+		case <-r.Context().Done():
+		}
+	}))
+	defer ts.Close()
+	defer close(block)
+	c, _ := New(ts.URL)
+	c.HTTP.Timeout = 50 * time.Millisecond
+	_, err := c.Nodes(context.Background())
+	want := "schedulerd at " + ts.URL + " did not answer GET /api/v1/nodes within 50ms"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v, want one containing %q", err, want)
+	}
+}
