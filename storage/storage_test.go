@@ -408,3 +408,67 @@ func TestSyncedCommits(t *testing.T) {
 		t.Errorf("NoSync=%v NoFreelistSync=%v; Save must be synced", db.bolt.NoSync, db.bolt.NoFreelistSync)
 	}
 }
+
+// lockChildEnv names the data dir for the child of TestLockHeldByAnotherProcess.
+const lockChildEnv = "JOULE_STORAGE_LOCK_DIR"
+
+// TestLockChild is not a test on its own: it opens the data dir, prints
+// "open" and holds the lock until it is killed.
+func TestLockChild(t *testing.T) {
+	dir := os.Getenv(lockChildEnv)
+	if dir == "" {
+		t.Skip("helper process for TestLockHeldByAnotherProcess")
+	}
+	if _, err := Open(dir); err != nil {
+		fmt.Println("error", err)
+		os.Exit(3)
+	}
+	fmt.Println("open")
+	time.Sleep(time.Minute)
+	os.Exit(4)
+}
+
+// Another schedulerd holding the data dir is refused, and a holder killed
+// with SIGKILL leaves no stale lock behind (flock dies with the process).
+func TestLockHeldByAnotherProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("re-executes the test binary")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLockChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), lockChildEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && sc.Text() != "open" {
+		if strings.HasPrefix(sc.Text(), "error") {
+			t.Fatalf("child: %s", sc.Text())
+		}
+	}
+
+	start := time.Now()
+	db, err := Open(dir)
+	if err == nil {
+		db.Close()
+		t.Fatal("Open succeeded while another process holds the data dir")
+	}
+	if !strings.Contains(err.Error(), "is in use by another schedulerd") {
+		t.Errorf("error %q", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Open took %v to give up", took)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	openT(t, dir).Close()
+}
