@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/joulehq/joule/api"
 	"github.com/joulehq/joule/web/client"
@@ -40,10 +41,12 @@ func runSubmit(ctx context.Context, e *env, c *client.Client, _ *opts, args []st
 	file := args[0]
 	var data []byte
 	var err error
+	baseDir := "."
 	if file == "-" {
 		file = "standard input"
 		data, err = io.ReadAll(e.stdin)
 	} else {
+		baseDir = filepath.Dir(file)
 		data, err = os.ReadFile(file)
 	}
 	if err != nil {
@@ -53,6 +56,8 @@ func runSubmit(ctx context.Context, e *env, c *client.Client, _ *opts, args []st
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
+	// Relative dataset paths are relative to the spec file, as written.
+	spec.ResolvePaths(baseDir)
 	id, err := c.Submit(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("submit %s: %w", file, err)
