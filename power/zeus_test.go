@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"testing"
 )
@@ -98,30 +99,145 @@ func (j zeusJob) normalise() (uncappedW float64, out []CurveSample) {
 	return ref.PowerW, out
 }
 
-func TestFitZeusExplore(t *testing.T) {
+// README claims (../shared/calibration/README.md).
+const (
+	readmeMinA, readmeMaxA = 0.34, 0.40
+	readmeMinK, readmeMaxK = 2.0, 4.3
+	// The README rounds; these are the tolerances on its ranges.
+	tolA, tolK = 0.03, 0.2
+	// "r = 0.8 saves about 11-15% at 6-10% slowdown; r = 0.7 about 17-19%
+	// at 14-16%". Slowdown here is lost throughput, 1 - rel; the
+	// tolerance covers the README's own default (a=0.37, k=3.5), which
+	// gives 10.8% at 10.3% and 15.8% at 16.9%.
+	tolSave = 0.025
+)
+
+var readmeSavings = []struct{ r, minSave, maxSave, minLoss, maxLoss float64 }{
+	{0.8, 0.11, 0.15, 0.06, 0.10},
+	{0.7, 0.17, 0.19, 0.14, 0.16},
+}
+
+func checkSavings(t *testing.T, who string, a, k float64) {
+	t.Helper()
+	for _, c := range readmeSavings {
+		save, loss := EnergySaving(c.r, a, k), 1-CurveRel(c.r, a, k)
+		if save < c.minSave-tolSave || save > c.maxSave+tolSave || loss < c.minLoss-tolSave || loss > c.maxLoss+tolSave {
+			t.Errorf("%s (a=%.3f, k=%.3f) at r=%.1f: saves %.1f%% at %.1f%% lost throughput, README: %.0f-%.0f%% at %.0f-%.0f%%",
+				who, a, k, c.r, 100*save, 100*loss, 100*c.minSave, 100*c.maxSave, 100*c.minLoss, 100*c.maxLoss)
+		}
+	}
+}
+
+func TestDefaultCurveMatchesReadme(t *testing.T) {
+	checkSavings(t, "default curve", DefaultCurveA, DefaultCurveK)
+}
+
+// TestFitZeus fits the throughput curve to Zeus's measurements per GPU and
+// checks them against the calibration README. Each job (dataset, network,
+// batch size, optimizer) is normalised by its run under the highest limit:
+// r = limit / that run's average draw, rel = its epoch time / epoch time.
+func TestFitZeus(t *testing.T) {
 	dir := calibrationDir(t)
-	for _, gpu := range []string{"v100", "a40", "p100", "rtx6000"} {
-		jobs, err := readZeus(filepath.Join(dir, "zeus_"+gpu+".csv"))
+	tests := []struct {
+		gpu string
+		// checkRange: a and k in the README's ranges.
+		checkRange bool
+		// checkSavings: the fitted curve's savings match the README.
+		checkSavings bool
+		// checkUncapped: the median uncapped draw is about 0.7 x TDP.
+		checkUncapped bool
+		// jobTol bounds the per-job fits' median worst-point error.
+		jobTol float64
+	}{
+		{"v100", true, true, true, 0.05},
+		// A40's runs at low limits collapse (2.5x slower at r = 0.4), which
+		// pulls the pooled least-squares fit to k = 1.9, a steep curve that
+		// saves only ~3% at r = 0.8. Its a and k are checked, its savings
+		// only logged. Per job the curve's form misses A40's knee (flat to
+		// r = 0.8, then a collapse; 27 of 300 runs draw above their cap):
+		// the bound there guards against regressions, it is not a claim.
+		{"a40", true, false, true, 0.20},
+		// P100 jobs draw ~0.48 x TDP uncapped, so few runs are capped and a
+		// and k trade off freely (checked below): a runs to 0.
+		{"p100", false, true, false, 0.05},
+		{"rtx6000", true, true, false, 0.05},
+	}
+	for _, tt := range tests {
+		jobs, err := readZeus(filepath.Join(dir, "zeus_"+tt.gpu+".csv"))
 		if errors.Is(err, fs.ErrNotExist) {
-			t.Skip(err)
+			t.Skipf("calibration data incomplete: %v", err)
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
 		var all []CurveSample
-		var maxL float64
-		var ups []float64
+		var ratios []float64 // uncapped draw / TDP per job
+		var tdpW float64
 		for _, j := range jobs {
-			u, s := j.normalise()
-			ups = append(ups, u)
-			all = append(all, s...)
 			for _, l := range j.limits {
-				maxL = math.Max(maxL, l.LimitW)
+				tdpW = math.Max(tdpW, l.LimitW)
 			}
 		}
+		for _, j := range jobs {
+			u, s := j.normalise()
+			ratios = append(ratios, u/tdpW)
+			all = append(all, s...)
+		}
 		a, k, err := FitCurve(all)
-		t.Logf("%s: %d jobs, %d samples, maxL %v, a=%.3f k=%.3f save0.8=%.3f slow0.8=%.3f save0.7=%.3f slow0.7=%.3f", gpu, len(jobs), len(all), maxL, a, k,
-			EnergySaving(0.8, a, k), 1/CurveRel(0.8, a, k)-1, EnergySaving(0.7, a, k), 1/CurveRel(0.7, a, k)-1)
-		_ = ups
+		if err != nil {
+			t.Fatalf("%s: %v", tt.gpu, err)
+		}
+		sort.Float64s(ratios)
+		medianRatio := ratios[len(ratios)/2]
+		t.Logf("%-7s %2d jobs %3d runs: a=%.3f k=%.3f; r=0.8 saves %.1f%% at %.1f%% lost; r=0.7 saves %.1f%% at %.1f%% lost; uncapped draw median %.2f x TDP",
+			tt.gpu, len(jobs), len(all), a, k, 100*EnergySaving(0.8, a, k), 100*(1-CurveRel(0.8, a, k)),
+			100*EnergySaving(0.7, a, k), 100*(1-CurveRel(0.7, a, k)), medianRatio)
+		if tt.checkRange && (a < readmeMinA-tolA || a > readmeMaxA+tolA || k < readmeMinK-tolK || k > readmeMaxK+tolK) {
+			t.Errorf("%s: fitted a=%.3f k=%.3f, README: a %.2f..%.2f, k %.1f..%.1f", tt.gpu, a, k, readmeMinA, readmeMaxA, readmeMinK, readmeMaxK)
+		}
+		if !tt.checkRange {
+			// The README's (a, k) must fit the data almost as well: the
+			// parameters are not identified, only the curve is.
+			sse := func(a, k float64) (s float64) {
+				for _, c := range all {
+					d := curveRaw(c.R, a, k) - c.RelThroughput
+					s += d * d
+				}
+				return s
+			}
+			if best, dflt := sse(a, k), sse(DefaultCurveA, DefaultCurveK); dflt > 1.05*best {
+				t.Errorf("%s: the default curve's squared error %.4f is more than 5%% above the fit's %.4f", tt.gpu, dflt, best)
+			}
+		}
+		if tt.checkSavings {
+			checkSavings(t, tt.gpu, a, k)
+		}
+		if tt.checkUncapped && (medianRatio < 0.6 || medianRatio > 0.8) {
+			t.Errorf("%s: median uncapped draw %.2f x TDP, README: about 0.7", tt.gpu, medianRatio)
+		}
+
+		// Per-job fits with FitLimitCurve, as the online profiler will do:
+		// the fitted curve must reproduce the job's throughputs.
+		var errs []float64
+		for _, j := range jobs {
+			c, err := FitLimitCurve(j.limits, 0)
+			if errors.Is(err, ErrTooFewSamples) {
+				continue // the job never drew more than the lowest limits
+			}
+			if err != nil {
+				t.Fatalf("%s %s: %v", tt.gpu, j.key, err)
+			}
+			var worst float64
+			for _, l := range j.limits {
+				worst = math.Max(worst, math.Abs(c.ThroughputAt(l.LimitW)/l.Throughput-1))
+			}
+			errs = append(errs, worst)
+		}
+		sort.Float64s(errs)
+		med := errs[len(errs)/2]
+		t.Logf("%-7s per-job fits: %d jobs, median worst-point error %.1f%%, worst %.1f%%", tt.gpu, len(errs), 100*med, 100*errs[len(errs)-1])
+		if med > tt.jobTol {
+			t.Errorf("%s: per-job curve fits miss by a median %.1f%% at their worst point, want <= %.0f%%", tt.gpu, 100*med, 100*tt.jobTol)
+		}
 	}
 }
