@@ -62,9 +62,14 @@ func runDemo(ctx context.Context, addr, dataDir string, out io.Writer) error {
 			if api.Terminal(j.State) {
 				done++
 			}
-			if line := progressLine(j); line != last[id] {
-				fmt.Fprintln(out, "demo:", line)
-				last[id] = line
+			// Print on a change of state or every 25% of progress.
+			key := j.State
+			if j.Progress != nil {
+				key += fmt.Sprint(int(4 * j.Progress.Fraction))
+			}
+			if key != last[id] {
+				fmt.Fprintln(out, "demo:", progressLine(j))
+				last[id] = key
 			}
 		}
 		if done == len(ids) {

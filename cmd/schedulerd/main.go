@@ -142,6 +142,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 
 	var wg sync.WaitGroup
 	tickCtx, stopTick := context.WithCancel(context.Background())
+	defer stopTick()
 	wg.Go(func() { srv.Run(tickCtx, time.Second) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
