@@ -1,6 +1,7 @@
 package power
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"math"
 	"sync"
@@ -70,11 +71,40 @@ type simGPU struct {
 	last     time.Time
 }
 
+// SimOption configures NewSimNode.
+type SimOption func(*simOptions)
+
+type simOptions struct {
+	nodeName string
+}
+
+// WithNodeName derives the GPUs' UUIDs from the node name and GPU index, so
+// that a simulated node keeps its GPUs' identities across agent restarts
+// and runs are reproducible. Without it the UUIDs are go-nvml's random ones.
+func WithNodeName(name string) SimOption {
+	return func(o *simOptions) { o.nodeName = name }
+}
+
+// simUUID is a stable, UUID-shaped GPU identifier for GPU index of node.
+func simUUID(node string, index int) string {
+	h := sha256.Sum256(fmt.Appendf(nil, "joule-sim/%s/%d", node, index))
+	return fmt.Sprintf("GPU-%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
 // NewSimNode builds a simulated 8-GPU node of a kind: "dgxh100", "dgxh200"
 // or "dgxa100" (or the GPU kinds "h100", "h200", "a100"). now is the clock;
 // nil means time.Now. Every GPU starts idle at its default limit with its
 // energy counter at 0.
-func NewSimNode(kind string, now func() time.Time) (*SimNode, error) {
+//
+// Only the functions ReadGPUs, SetLimitW and DefaultLimitsW use, plus those
+// go-nvml's mock server already provides (count, handles by index, UUID
+// and PCI bus id, names, indices, MIG), are implemented; other nvml.Device
+// methods panic inside go-nvml's mock, as they do in go-nvml's own tests.
+func NewSimNode(kind string, now func() time.Time, opts ...SimOption) (*SimNode, error) {
+	var o simOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	k, err := canonicalKind(kind)
 	if err != nil {
 		return nil, fmt.Errorf("simulated node: %w", err)
@@ -104,9 +134,15 @@ func NewSimNode(kind string, now func() time.Time) (*SimNode, error) {
 			// Keep NVML's answer and the model's name the same thing.
 			s.model.Name = dev.Config.Name
 		}
+		if o.nodeName != "" {
+			dev.UUID = simUUID(o.nodeName, i)
+		}
 		s.gpus[i] = simGPU{limitmW: wTomW(m.DefaultLimitW), last: t0}
 		s.wire(i, dev)
 	}
+	// Fill the gaps in go-nvml's mock server that callers commonly reach.
+	srv.InitWithFlagsFunc = func(uint32) nvml.Return { return nvml.SUCCESS }
+	srv.ErrorStringFunc = describeReturn
 	return s, nil
 }
 

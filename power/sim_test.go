@@ -85,6 +85,29 @@ func TestNewSimNodeKinds(t *testing.T) {
 			}
 		}
 	}
+	// Named nodes have stable UUIDs, different per node and GPU.
+	a1, _ := NewSimNode("dgxh100", nil, WithNodeName("node-a"))
+	a2, _ := NewSimNode("dgxh100", nil, WithNodeName("node-a"))
+	b, _ := NewSimNode("dgxh100", nil, WithNodeName("node-b"))
+	ga1, _ := ReadGPUs(a1.NVML())
+	ga2, _ := ReadGPUs(a2.NVML())
+	gb, _ := ReadGPUs(b.NVML())
+	seen := map[string]bool{}
+	for i := range ga1 {
+		if ga1[i].UUID != ga2[i].UUID || len(ga1[i].UUID) != len("GPU-")+36 {
+			t.Errorf("GPU %d: UUIDs %q and %q, want the same well-formed one", i, ga1[i].UUID, ga2[i].UUID)
+		}
+		seen[ga1[i].UUID], seen[gb[i].UUID] = true, true
+	}
+	if len(seen) != 16 {
+		t.Errorf("%d distinct UUIDs over two named nodes, want 16", len(seen))
+	}
+	if d, ret := a1.NVML().DeviceGetHandleByUUID(ga1[3].UUID); ret != nvml.SUCCESS {
+		t.Errorf("DeviceGetHandleByUUID(named) = %v, %v", d, ret)
+	}
+	if got := a1.NVML().ErrorString(nvml.ERROR_NO_PERMISSION); !strings.Contains(got, "root") {
+		t.Errorf("ErrorString = %q", got)
+	}
 	if _, err := NewSimNode("dgxb200", nil); err == nil || !strings.Contains(err.Error(), "dgxh100") {
 		t.Errorf("NewSimNode(dgxb200) error = %v, want one listing the kinds", err)
 	}
