@@ -119,6 +119,20 @@ func ModelFor(kind string) (Model, error) {
 	return models[k], nil
 }
 
+// ModelByName finds the model for a GPU by the name NVML reports (api.GPU's
+// Model): any name containing H100, H200 or A100, case-insensitively, maps
+// to that kind's model. PCIe and other variants share the SXM model, which
+// is approximate (an A100 PCIe is limited to 250-300 W).
+func ModelByName(name string) (Model, error) {
+	up := strings.ToUpper(name)
+	for _, k := range Kinds() {
+		if strings.Contains(up, strings.ToUpper(k)) {
+			return models[k], nil
+		}
+	}
+	return Model{}, fmt.Errorf("no power model for GPU %q: known kinds are %s", name, strings.Join(Kinds(), ", "))
+}
+
 // Validate reports whether the model's numbers are usable.
 func (m Model) Validate() error {
 	switch {

@@ -41,6 +41,41 @@ func TestModelFor(t *testing.T) {
 	}
 }
 
+func TestModelByName(t *testing.T) {
+	tests := []struct{ name, kind string }{
+		{"NVIDIA H100 80GB HBM3", "h100"},
+		{"Mock NVIDIA A100-SXM4-40GB", "a100"},
+		{"NVIDIA A100-PCIE-80GB", "a100"},
+		{"NVIDIA H200 141GB HBM3e", "h200"},
+		{"nvidia h200", "h200"},
+		{"Tesla V100-SXM2-16GB", ""},
+	}
+	for _, tt := range tests {
+		m, err := ModelByName(tt.name)
+		if tt.kind == "" {
+			if err == nil {
+				t.Errorf("ModelByName(%q) = %v, want an error", tt.name, m.Name)
+			}
+			continue
+		}
+		want, _ := ModelFor(tt.kind)
+		if err != nil || m != want {
+			t.Errorf("ModelByName(%q) = %v, %v; want the %s model", tt.name, m.Name, err, tt.kind)
+		}
+	}
+	// Every simulated node's GPUs map back to their own model.
+	for _, kind := range []string{"dgxh100", "dgxh200", "dgxa100"} {
+		s, err := NewSimNode(kind, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gpus, _ := ReadGPUs(s.NVML())
+		if m, err := ModelByName(gpus[0].Model); err != nil || m != s.Model() {
+			t.Errorf("%s: ModelByName(%q) = %v, %v", kind, gpus[0].Model, m.Name, err)
+		}
+	}
+}
+
 func TestModelValidate(t *testing.T) {
 	good, _ := ModelFor("h100")
 	tests := []struct {
