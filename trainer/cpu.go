@@ -7,6 +7,9 @@ import (
 	"github.com/joulehq/joule/trainer/gemm"
 )
 
+// sgemm is the GEMM the CPU backend calls; tests may swap it.
+var sgemm = gemm.Sgemm
+
 // CPU is the float32 CPU backend. GEMM runs parallel across cores
 // (trainer/gemm: packed, cache-blocked, AVX2/AVX-512 kernels where the CPU has
 // them, pure Go elsewhere);
@@ -35,7 +38,7 @@ func (CPU) Gemm(transA, transB bool, alpha float32, a, b *Tensor, beta float32, 
 	if k != kb || c.Rows != m || c.Cols != n {
 		panic(fmt.Sprintf("trainer: gemm shapes %dx%d (T=%v) * %dx%d (T=%v) -> %dx%d", a.Rows, a.Cols, transA, b.Rows, b.Cols, transB, c.Rows, c.Cols))
 	}
-	gemm.Sgemm(transA, transB, m, n, k, alpha, a.data, a.Cols, b.data, b.Cols, beta, c.data, c.Cols)
+	sgemm(transA, transB, m, n, k, alpha, a.data, a.Cols, b.data, b.Cols, beta, c.data, c.Cols)
 }
 
 func (CPU) AddRowVector(x, v *Tensor) {

@@ -245,3 +245,11 @@ func TestSgemmPanics(t *testing.T) {
 		})
 	}
 }
+
+// TestKernelName logs the kernel in use (scripts/bench-trainer.sh prints it).
+func TestKernelName(t *testing.T) {
+	if KernelName() == "" {
+		t.Fatal("no kernel name")
+	}
+	t.Logf("kernel: %s", KernelName())
+}
