@@ -75,8 +75,10 @@ func OpenNVML() (lib nvml.Interface, shutdown func(), err error) {
 	lib = nvml.New()
 	switch ret := lib.Init(); ret {
 	case nvml.SUCCESS:
-	case nvml.ERROR_LIBRARY_NOT_FOUND, nvml.ERROR_DRIVER_NOT_LOADED:
-		return nil, nil, fmt.Errorf("open NVML: %w (%s)", ErrNoDriver, describeReturn(ret))
+	case nvml.ERROR_LIBRARY_NOT_FOUND:
+		return nil, nil, fmt.Errorf("open NVML: %w", ErrNoDriver)
+	case nvml.ERROR_DRIVER_NOT_LOADED:
+		return nil, nil, fmt.Errorf("open NVML: %w; %s", ErrNoDriver, describeReturn(ret))
 	default:
 		return nil, nil, fmt.Errorf("open NVML: %w", nvmlErr(ret, "nvmlInit"))
 	}
