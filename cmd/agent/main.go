@@ -88,7 +88,7 @@ func run(args []string, stderr io.Writer) int {
 	cfg := agent.Config{Name: *name, Client: c, Interval: *interval, DataDir: *dataDir, Log: log}
 	var lib nvml.Interface
 	if *sim != "" {
-		s, err := power.NewSimNode(*sim, time.Now)
+		s, err := power.NewSimNode(*sim, time.Now, power.WithNodeName(*name))
 		if err != nil {
 			return fail(fmt.Errorf("--sim: %w", err))
 		}

@@ -189,7 +189,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 }
 
 func newSimAgent(name, kind, addr string, cfg config, log *slog.Logger) (*agent.Agent, error) {
-	sim, err := power.NewSimNode(kind, time.Now)
+	sim, err := power.NewSimNode(kind, time.Now, power.WithNodeName(name))
 	if err != nil {
 		return nil, err
 	}
