@@ -26,7 +26,8 @@ type Column struct {
 	// Levels are a string column's values seen in training, each one
 	// feature (one-hot); an unseen value gives all zeros.
 	Levels []string `json:"levels,omitempty"`
-	// FillLevel replaces a missing string value (the most frequent level).
+	// FillLevel replaces a missing string value: the most frequent level
+	// in training, the first in order on a tie.
 	FillLevel string `json:"fill_level,omitempty"`
 }
 

@@ -85,7 +85,7 @@ func Run(ctx context.Context, spec api.TrainSpec, opt Options) (api.Metrics, err
 	optim := NewOptimizer(be, spec.Optimizer, params)
 	specJSON, _ := json.Marshal(spec)
 	ckpt := filepath.Join(opt.OutDir, checkpointFile)
-	st := trainState{BestValLoss: math.Inf(1)}
+	st := trainState{BestValLoss: math.MaxFloat64}
 	if opt.Resume {
 		switch s, err := loadCheckpoint(ckpt, net, optim, specJSON); {
 		case errors.Is(err, errNoCheckpoint):
