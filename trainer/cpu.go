@@ -3,6 +3,8 @@ package trainer
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/joulehq/joule/trainer/gemm"
 )
@@ -200,12 +202,14 @@ func (CPU) Output(kind LossKind, dst, logits *Tensor) {
 }
 
 func (CPU) SGD(p, g, v *Tensor, lr, momentum, weightDecay float32) {
-	gd, vd := g.data[:len(p.data)], v.data[:len(p.data)]
-	for i, w := range p.data {
-		grad := gd[i] + weightDecay*w
-		vd[i] = momentum*vd[i] + grad
-		p.data[i] = w - lr*vd[i]
-	}
+	parallelFor(len(p.data), func(lo, hi int) {
+		pd, gd, vd := p.data[lo:hi], g.data[lo:hi], v.data[lo:hi]
+		for i, w := range pd {
+			grad := gd[i] + weightDecay*w
+			vd[i] = momentum*vd[i] + grad
+			pd[i] = w - lr*vd[i]
+		}
+	})
 }
 
 func (CPU) Adam(p, g, m, v *Tensor, lr, beta1, beta2, eps, weightDecay float32, step int) {
@@ -213,12 +217,32 @@ func (CPU) Adam(p, g, m, v *Tensor, lr, beta1, beta2, eps, weightDecay float32, 
 	bc2 := 1 - math.Pow(float64(beta2), float64(step))
 	stepSize := float32(float64(lr) / bc1)
 	sqrtBC2 := float32(math.Sqrt(bc2))
-	gd, md, vd := g.data[:len(p.data)], m.data[:len(p.data)], v.data[:len(p.data)]
-	for i, w := range p.data {
-		grad := gd[i] + weightDecay*w
-		md[i] = beta1*md[i] + (1-beta1)*grad
-		vd[i] = beta2*vd[i] + (1-beta2)*grad*grad
-		denom := float32(math.Sqrt(float64(vd[i])))/sqrtBC2 + eps
-		p.data[i] = w - stepSize*md[i]/denom
+	parallelFor(len(p.data), func(lo, hi int) {
+		pd, gd, md, vd := p.data[lo:hi], g.data[lo:hi], m.data[lo:hi], v.data[lo:hi]
+		for i, w := range pd {
+			grad := gd[i] + weightDecay*w
+			md[i] = beta1*md[i] + (1-beta1)*grad
+			vd[i] = beta2*vd[i] + (1-beta2)*grad*grad
+			denom := float32(math.Sqrt(float64(vd[i])))/sqrtBC2 + eps
+			pd[i] = w - stepSize*md[i]/denom
+		}
+	})
+}
+
+// parallelFor splits [0, n) into one contiguous range per core when n is
+// large enough to pay for the goroutines. Each index is handled by exactly
+// one call, so results do not depend on the number of cores.
+func parallelFor(n int, fn func(lo, hi int)) {
+	const minPerWorker = 1 << 14
+	workers := min(runtime.GOMAXPROCS(0), n/minPerWorker)
+	if workers <= 1 {
+		fn(0, n)
+		return
 	}
+	var wg sync.WaitGroup
+	per := (n + workers - 1) / workers
+	for lo := 0; lo < n; lo += per {
+		wg.Go(func() { fn(lo, min(lo+per, n)) })
+	}
+	wg.Wait()
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 
 	"github.com/joulehq/joule/api"
 )
@@ -107,6 +108,10 @@ func prepareData(spec api.TrainSpec) (*prepared, error) {
 		return nil, fmt.Errorf("%s has %d usable rows, too few to split off validation_split %g; add rows or lower it", train.source, len(rows), spec.ValidationSplit)
 	}
 	valRows, trainRows := rows[:nVal], rows[nVal:]
+	// File order within each split: reads of the column-major frame stay
+	// sequential, and epochs shuffle anyway.
+	slices.Sort(valRows)
+	slices.Sort(trainRows)
 
 	out.pre, err = fitPreprocessor(spec, train, trainRows, task, classes)
 	if err != nil {

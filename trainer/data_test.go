@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -248,7 +249,7 @@ func TestBinaryAndRegressionRuns(t *testing.T) {
 	}
 }
 
-func ftoa(v float64) string { return formatClass(v) }
+func ftoa(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
 func TestPCAAndVarianceThresholdInPipeline(t *testing.T) {
 	dir := t.TempDir()

@@ -51,11 +51,12 @@ func mnistFrame(dir, images, labels string) (*frame, error) {
 	f := &frame{source: images, n: n, label: make([]string, n), num: make([][]float64, px), cat: make([][]string, px)}
 	for p := range px {
 		f.names = append(f.names, "pixel"+strconv.Itoa(p))
-		col := make([]float64, n)
-		for i := range n {
-			col[i] = float64(img.data[i*px+p]) / 255
+		f.num[p] = make([]float64, n)
+	}
+	for i := range n { // image by image, the file's order
+		for p, b := range img.data[i*px : (i+1)*px] {
+			f.num[p][i] = float64(b) / 255
 		}
-		f.num[p] = col
 	}
 	for i, l := range lab.data {
 		f.label[i] = strconv.Itoa(int(l))

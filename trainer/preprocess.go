@@ -5,7 +5,6 @@ import (
 	"math"
 	"slices"
 	"sort"
-	"strconv"
 
 	"github.com/joulehq/joule/api"
 )
@@ -220,34 +219,44 @@ func fitPreprocessor(spec api.TrainSpec, f *frame, train []int, task string, cla
 
 // expand turns rows of f into expanded features (numeric values and one-hot
 // levels), row-major, imputing missing values with the fitted fills. It
-// returns how many rows needed imputation.
+// returns how many rows needed imputation. Rows go in blocks, column by
+// column within a block, so that the column-major frame is read in order.
 func (p *Preprocessor) expand(f *frame, rows []int) ([]float64, int) {
 	width := p.expandedWidth()
 	x := make([]float64, len(rows)*width)
-	imputed := 0
-	for r, i := range rows {
-		out := x[r*width : (r+1)*width]
-		j, filled := 0, false
+	filled := make([]bool, len(rows))
+	const block = 64
+	for r0 := 0; r0 < len(rows); r0 += block {
+		r1 := min(r0+block, len(rows))
+		j := 0
 		for c, col := range p.Columns {
 			if col.Kind == KindNumeric {
-				v := f.num[c][i]
-				if math.IsNaN(v) {
-					v, filled = col.Fill, true
+				num := f.num[c]
+				for r := r0; r < r1; r++ {
+					v := num[rows[r]]
+					if v != v { // NaN: missing
+						v, filled[r] = col.Fill, true
+					}
+					x[r*width+j] = v
 				}
-				out[j] = v
 				j++
 				continue
 			}
-			v := f.cat[c][i]
-			if v == "" {
-				v, filled = col.FillLevel, true
-			}
-			if k, ok := slices.BinarySearch(col.Levels, v); ok {
-				out[j+k] = 1
+			for r := r0; r < r1; r++ {
+				v := f.cat[c][rows[r]]
+				if v == "" {
+					v, filled[r] = col.FillLevel, true
+				}
+				if k, ok := slices.BinarySearch(col.Levels, v); ok {
+					x[r*width+j+k] = 1
+				}
 			}
 			j += len(col.Levels)
 		}
-		if filled {
+	}
+	imputed := 0
+	for _, b := range filled {
+		if b {
 			imputed++
 		}
 	}
@@ -423,5 +432,3 @@ func median(v []float64) float64 {
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
-
-func formatClass(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }

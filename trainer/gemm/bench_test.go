@@ -39,23 +39,59 @@ func BenchmarkSgemm1024Go(b *testing.B) {
 	benchSgemm(b, false, false, 1024, 1024, 1024)
 }
 
-// The MNIST MLP 784-256-128-10 at batch 128: forward (NN), weight gradient
-// (TN: X^T * dY) and input gradient (NT: dY * W^T) of its two big layers.
+// The MNIST MLP 784-256-128-10 at batch 128, as the trainer calls it (W is
+// out x in): forward z = x*W^T (NT), weight gradient dW = dY^T*x (TN), input
+// gradient dX = dY*W (NN, not for the first layer).
+var mlpShapes = []struct {
+	name           string
+	transA, transB bool
+	m, n, k        int
+}{
+	{"fwd1_NT_128x256x784", false, true, 128, 256, 784},
+	{"dW1_TN_256x784x128", true, false, 256, 784, 128},
+	{"fwd2_NT_128x128x256", false, true, 128, 128, 256},
+	{"dW2_TN_128x256x128", true, false, 128, 256, 128},
+	{"dX2_NN_128x256x128", false, false, 128, 256, 128},
+	{"fwd3_NT_128x10x128", false, true, 128, 10, 128},
+	{"dW3_TN_10x128x128", true, false, 10, 128, 128},
+	{"dX3_NN_128x128x10", false, false, 128, 128, 10},
+}
+
 func BenchmarkSgemmMLP(b *testing.B) {
-	for _, s := range []struct {
-		name           string
-		transA, transB bool
-		m, n, k        int
-	}{
-		{"fwd1_128x256x784", false, false, 128, 256, 784},
-		{"dW1_784x256x128", true, false, 784, 256, 128},
-		{"fwd2_128x128x256", false, false, 128, 128, 256},
-		{"dW2_256x128x128", true, false, 256, 128, 128},
-		{"dX2_128x256x128", false, true, 128, 256, 128},
-		{"fwd3_128x10x128", false, false, 128, 10, 128},
-	} {
+	for _, s := range mlpShapes {
 		b.Run(s.name, func(b *testing.B) { benchSgemm(b, s.transA, s.transB, s.m, s.n, s.k) })
 	}
+}
+
+// BenchmarkSgemmMLPStep is one training step's worth of the products above.
+func BenchmarkSgemmMLPStep(b *testing.B) {
+	type op struct {
+		ta, tb   bool
+		m, n, k  int
+		a, bb, c []float32
+		lda, ldb int
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	var ops []op
+	flops := 0.0
+	for _, s := range mlpShapes {
+		o := op{ta: s.transA, tb: s.transB, m: s.m, n: s.n, k: s.k, lda: s.k, ldb: s.n}
+		if s.transA {
+			o.lda = s.m
+		}
+		if s.transB {
+			o.ldb = s.k
+		}
+		o.a, o.bb, o.c = randSlice(r, s.m*s.k), randSlice(r, s.k*s.n), make([]float32, s.m*s.n)
+		ops = append(ops, o)
+		flops += 2 * float64(s.m*s.n*s.k)
+	}
+	for b.Loop() {
+		for _, o := range ops {
+			Sgemm(o.ta, o.tb, o.m, o.n, o.k, 1, o.a, o.lda, o.bb, o.ldb, 0, o.c, o.n)
+		}
+	}
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
 // BenchmarkGonumSgemm1024 is gonum's blas32 (its pure-Go implementation) on

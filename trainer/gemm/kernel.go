@@ -9,17 +9,19 @@ type kernel struct {
 	kc     int // depth of a packed panel: an nr x kc B panel stays in L1
 	mc     int // rows of a packed A block (multiple of mr): stays in L2
 	nc     int // columns of a packed B block (multiple of nr)
-	// fn sets the mr x nr tile at c (row stride ldc) to a*b + beta*c, where a
-	// is a packed mr x kc panel and b a packed kc x nr panel; beta == 0 does
-	// not read c.
-	fn   func(kc int, a, b, c []float32, ldc int, beta float32)
-	pool sync.Pool
+	// fn sets the mr x nr tile at c (row stride ldc) to alpha*a*b + beta*c,
+	// where a is a packed mr x kc panel and b a packed kc x nr panel; beta == 0
+	// does not read c.
+	fn func(kc int, a, b, c []float32, ldc int, alpha, beta float32)
+	// asmPack: transposing packs use transposeStrip (AVX, amd64 only).
+	asmPack bool
+	pool    sync.Pool
 }
 
-func newKernel(name string, mr, nr, kc, mc, nc int, fn func(kc int, a, b, c []float32, ldc int, beta float32)) *kernel {
+func newKernel(name string, mr, nr, kc, mc, nc int, fn func(kc int, a, b, c []float32, ldc int, alpha, beta float32), asmPack bool) *kernel {
 	mc = (mc + mr - 1) / mr * mr
 	nc = (nc + nr - 1) / nr * nr
-	kn := &kernel{name: name, mr: mr, nr: nr, kc: kc, mc: mc, nc: nc, fn: fn}
+	kn := &kernel{name: name, mr: mr, nr: nr, kc: kc, mc: mc, nc: nc, fn: fn, asmPack: asmPack}
 	kn.pool.New = func() any {
 		return &buffers{
 			a:    make([]float32, mc*kc),
@@ -31,7 +33,7 @@ func newKernel(name string, mr, nr, kc, mc, nc int, fn func(kc int, a, b, c []fl
 }
 
 // goKernel is the pure-Go fallback, used where no assembly kernel fits the CPU.
-var goKernel = newKernel("go4x4", 4, 4, 256, 128, 2048, kernelGo4x4)
+var goKernel = newKernel("go4x4", 4, 4, 256, 128, 2048, kernelGo4x4, false)
 
 // active is the kernel Sgemm uses; tests swap it to cover every kernel.
 var active = bestKernel()
@@ -40,7 +42,7 @@ var active = bestKernel()
 func KernelName() string { return active.name }
 
 // kernelGo4x4 is the pure-Go micro-kernel: a 4x4 tile held in 16 locals.
-func kernelGo4x4(kc int, a, b, c []float32, ldc int, beta float32) {
+func kernelGo4x4(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 	var c00, c01, c02, c03 float32
 	var c10, c11, c12, c13 float32
 	var c20, c21, c22, c23 float32
@@ -67,14 +69,15 @@ func kernelGo4x4(kc int, a, b, c []float32, ldc int, beta float32) {
 		c32 += a3 * b2
 		c33 += a3 * b3
 	}
-	storeRow4(c[0:4], c00, c01, c02, c03, beta)
-	storeRow4(c[ldc:ldc+4], c10, c11, c12, c13, beta)
-	storeRow4(c[2*ldc:2*ldc+4], c20, c21, c22, c23, beta)
-	storeRow4(c[3*ldc:3*ldc+4], c30, c31, c32, c33, beta)
+	storeRow4(c[0:4], c00, c01, c02, c03, alpha, beta)
+	storeRow4(c[ldc:ldc+4], c10, c11, c12, c13, alpha, beta)
+	storeRow4(c[2*ldc:2*ldc+4], c20, c21, c22, c23, alpha, beta)
+	storeRow4(c[3*ldc:3*ldc+4], c30, c31, c32, c33, alpha, beta)
 }
 
-func storeRow4(c []float32, v0, v1, v2, v3, beta float32) {
+func storeRow4(c []float32, v0, v1, v2, v3, alpha, beta float32) {
 	c = c[:4]
+	v0, v1, v2, v3 = alpha*v0, alpha*v1, alpha*v2, alpha*v3
 	if beta == 0 {
 		c[0], c[1], c[2], c[3] = v0, v1, v2, v3
 		return

@@ -51,7 +51,11 @@
 	VFMADD231PS Z29, Z31, Z27
 
 
-// func sgemmKernel14x32AVX512(kc int, a, b, c *float32, ldc int, beta float32, mode int)
+// func sgemmKernel14x32AVX512(kc int, a, b, c *float32, ldc int, alpha, beta float32, mode int)
+//
+// Sets the 14x32 tile at c (row stride ldc) to alpha*a*b + beta*c, where a is
+// a packed 14 x kc panel and b a packed kc x 32 panel. mode 0 stores
+// alpha*a*b without reading c, mode 1 adds c, mode 2 adds beta*c.
 TEXT ·sgemmKernel14x32AVX512(SB), NOSPLIT, $0-56
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
@@ -167,6 +171,35 @@ loop1:
 	JNZ  loop1
 
 store:
+	VBROADCASTSS alpha+40(FP), Z31
+	VMULPS Z31, Z0, Z0
+	VMULPS Z31, Z1, Z1
+	VMULPS Z31, Z2, Z2
+	VMULPS Z31, Z3, Z3
+	VMULPS Z31, Z4, Z4
+	VMULPS Z31, Z5, Z5
+	VMULPS Z31, Z6, Z6
+	VMULPS Z31, Z7, Z7
+	VMULPS Z31, Z8, Z8
+	VMULPS Z31, Z9, Z9
+	VMULPS Z31, Z10, Z10
+	VMULPS Z31, Z11, Z11
+	VMULPS Z31, Z12, Z12
+	VMULPS Z31, Z13, Z13
+	VMULPS Z31, Z14, Z14
+	VMULPS Z31, Z15, Z15
+	VMULPS Z31, Z16, Z16
+	VMULPS Z31, Z17, Z17
+	VMULPS Z31, Z18, Z18
+	VMULPS Z31, Z19, Z19
+	VMULPS Z31, Z20, Z20
+	VMULPS Z31, Z21, Z21
+	VMULPS Z31, Z22, Z22
+	VMULPS Z31, Z23, Z23
+	VMULPS Z31, Z24, Z24
+	VMULPS Z31, Z25, Z25
+	VMULPS Z31, Z26, Z26
+	VMULPS Z31, Z27, Z27
 	MOVQ mode+48(FP), SI
 	CMPQ SI, $1
 	JEQ  store1
@@ -290,7 +323,7 @@ store1:
 	RET
 
 storeb:
-	VBROADCASTSS beta+40(FP), Z30
+	VBROADCASTSS beta+44(FP), Z30
 	VFMADD231PS (DI), Z30, Z0
 	VFMADD231PS 64(DI), Z30, Z1
 	VMOVUPS Z0, (DI)

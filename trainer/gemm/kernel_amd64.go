@@ -5,24 +5,24 @@ package gemm
 import "golang.org/x/sys/cpu"
 
 var (
-	avx2Kernel   = newKernel("avx2-6x16", 6, 16, 256, 144, 4096, kernelAVX2)
-	avx512Kernel = newKernel("avx512-14x32", 14, 32, 256, 280, 4096, kernelAVX512)
+	avx2Kernel   = newKernel("avx2-6x16", 6, 16, 256, 144, 4096, kernelAVX2, true)
+	avx512Kernel = newKernel("avx512-14x32", 14, 32, 256, 280, 4096, kernelAVX512, true)
 )
 
 // kernelAVX512 wraps sgemmKernel14x32AVX512 after checking the slices' lengths.
-func kernelAVX512(kc int, a, b, c []float32, ldc int, beta float32) {
+func kernelAVX512(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 	_ = a[14*kc-1]
 	_ = b[32*kc-1]
 	_ = c[13*ldc+31]
-	sgemmKernel14x32AVX512(kc, &a[0], &b[0], &c[0], ldc, beta, betaMode(beta))
+	sgemmKernel14x32AVX512(kc, &a[0], &b[0], &c[0], ldc, alpha, beta, betaMode(beta))
 }
 
 // kernelAVX2 wraps sgemmKernel6x16AVX2 after checking the slices' lengths.
-func kernelAVX2(kc int, a, b, c []float32, ldc int, beta float32) {
+func kernelAVX2(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 	_ = a[6*kc-1]
 	_ = b[16*kc-1]
 	_ = c[5*ldc+15]
-	sgemmKernel6x16AVX2(kc, &a[0], &b[0], &c[0], ldc, beta, betaMode(beta))
+	sgemmKernel6x16AVX2(kc, &a[0], &b[0], &c[0], ldc, alpha, beta, betaMode(beta))
 }
 
 // betaMode tells the assembly how to store: 0 overwrites, 1 adds, 2 scales.
@@ -37,10 +37,30 @@ func betaMode(beta float32) int {
 }
 
 //go:noescape
-func sgemmKernel14x32AVX512(kc int, a, b, c *float32, ldc int, beta float32, mode int)
+func sgemmKernel14x32AVX512(kc int, a, b, c *float32, ldc int, alpha, beta float32, mode int)
 
 //go:noescape
-func sgemmKernel6x16AVX2(kc int, a, b, c *float32, ldc int, beta float32, mode int)
+func sgemmKernel6x16AVX2(kc int, a, b, c *float32, ldc int, alpha, beta float32, mode int)
+
+// transpose8 sets dst[q*ldd+i] = rows[i][q] for q < 8n, i < lanes (see
+// pack_amd64.s); rows[i] must hold 8n floats.
+//
+//go:noescape
+func transpose8(dst *float32, ldd int, rows *[8]*float32, n int, lanes int)
+
+// transposeStrip sets dst[q*ldd+i] = rows[i][q] for q < kc8 (a multiple of
+// 8) and i < lanes, lanes <= 8, checking every bound first.
+func transposeStrip(dst []float32, ldd int, rows *[8][]float32, kc8, lanes int) {
+	if kc8 == 0 {
+		return
+	}
+	_ = dst[(kc8-1)*ldd+lanes-1]
+	var p [8]*float32
+	for i := range rows {
+		p[i] = &rows[i][:kc8][0]
+	}
+	transpose8(&dst[0], ldd, &p, kc8/8, lanes)
+}
 
 func bestKernel() *kernel {
 	if ks := asmKernels(); len(ks) > 0 {

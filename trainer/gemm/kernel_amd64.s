@@ -46,7 +46,11 @@
 	VMOVUPS     r1, 32(DI)      \
 	ADDQ        DX, DI
 
-// func sgemmKernel6x16AVX2(kc int, a, b, c *float32, ldc int, beta float32, mode int)
+// func sgemmKernel6x16AVX2(kc int, a, b, c *float32, ldc int, alpha, beta float32, mode int)
+//
+// Sets the 6x16 tile at c (row stride ldc) to alpha*a*b + beta*c, where a is
+// a packed 6 x kc panel and b a packed kc x 16 panel. mode 0 stores
+// alpha*a*b without reading c, mode 1 adds c, mode 2 adds beta*c.
 TEXT ·sgemmKernel6x16AVX2(SB), NOSPLIT, $0-56
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
@@ -116,6 +120,19 @@ loop1:
 	JNZ  loop1
 
 store:
+	VBROADCASTSS alpha+40(FP), Y15
+	VMULPS Y15, Y0, Y0
+	VMULPS Y15, Y1, Y1
+	VMULPS Y15, Y2, Y2
+	VMULPS Y15, Y3, Y3
+	VMULPS Y15, Y4, Y4
+	VMULPS Y15, Y5, Y5
+	VMULPS Y15, Y6, Y6
+	VMULPS Y15, Y7, Y7
+	VMULPS Y15, Y8, Y8
+	VMULPS Y15, Y9, Y9
+	VMULPS Y15, Y10, Y10
+	VMULPS Y15, Y11, Y11
 	MOVQ mode+48(FP), SI
 	CMPQ SI, $1
 	JEQ  store1
@@ -141,7 +158,7 @@ store1:
 	RET
 
 storeb:
-	VBROADCASTSS beta+40(FP), Y14
+	VBROADCASTSS beta+44(FP), Y14
 	STOREB(Y0, Y1)
 	STOREB(Y2, Y3)
 	STOREB(Y4, Y5)

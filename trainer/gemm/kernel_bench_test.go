@@ -16,7 +16,7 @@ func BenchmarkKernel(b *testing.B) {
 			bp := randSlice(r, kn.nr*kc)
 			c := make([]float32, kn.mr*kn.nr)
 			for b.Loop() {
-				kn.fn(kc, a, bp, c, kn.nr, 1)
+				kn.fn(kc, a, bp, c, kn.nr, 1, 1)
 			}
 			b.ReportMetric(2*float64(kn.mr*kn.nr*kc)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})

@@ -6,3 +6,7 @@ func bestKernel() *kernel { return goKernel }
 
 // asmKernels lists the assembly kernels this CPU can run: none in this build.
 func asmKernels() []*kernel { return nil }
+
+func transposeStrip(dst []float32, ldd int, rows *[8][]float32, kc8, lanes int) {
+	panic("gemm: no assembly in this build")
+}

@@ -185,10 +185,10 @@ func (p *problem) rect(m0, m1, n0, n1 int) {
 			if pc > 0 {
 				beta = 1
 			}
-			packB(buf.b, p.b, p.ldb, p.transB, pc, kc, jc, nc, nr)
+			packB(buf.b, p.b, p.ldb, p.transB, pc, kc, jc, nc, nr, kn.asmPack)
 			for ic := m0; ic < m1; ic += kn.mc {
 				mc := min(kn.mc, m1-ic)
-				packA(buf.a, p.a, p.lda, p.transA, ic, mc, pc, kc, mr, p.alpha)
+				packA(buf.a, p.a, p.lda, p.transA, ic, mc, pc, kc, mr, kn.asmPack)
 				for jr := 0; jr < nc; jr += nr {
 					bp := buf.b[jr*kc : jr*kc+kc*nr]
 					w := min(nr, nc-jr)
@@ -197,10 +197,10 @@ func (p *problem) rect(m0, m1, n0, n1 int) {
 						h := min(mr, mc-ir)
 						off := (ic+ir)*p.ldc + jc + jr
 						if h == mr && w == nr {
-							kn.fn(kc, ap, bp, p.c[off:], p.ldc, beta)
+							kn.fn(kc, ap, bp, p.c[off:], p.ldc, p.alpha, beta)
 							continue
 						}
-						kn.fn(kc, ap, bp, buf.tile, nr, 0)
+						kn.fn(kc, ap, bp, buf.tile, nr, p.alpha, 0)
 						mergeTile(p.c[off:], p.ldc, buf.tile, nr, h, w, beta)
 					}
 				}
