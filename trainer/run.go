@@ -10,9 +10,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/joulehq/joule/api"
+	"github.com/joulehq/joule/trainer/gemm"
 )
 
 // Options are how a run is hosted: where it writes and whom it tells.
@@ -33,8 +35,9 @@ type Options struct {
 // checkpoint has been written and the run can be resumed with Resume.
 var ErrPreempted = errors.New("training preempted: checkpoint written; run again with resume to continue")
 
-// progressEvery is how often Progress is called within an epoch.
-const progressEvery = 3 * time.Second
+// progressEvery is how often Progress is called within an epoch (a var
+// for tests).
+var progressEvery = 3 * time.Second
 
 // Run trains the model the spec describes and writes its outputs under
 // opt.OutDir. The pipeline, in order:
@@ -73,6 +76,7 @@ func Run(ctx context.Context, spec api.TrainSpec, opt Options) (api.Metrics, err
 		return api.Metrics{}, err
 	}
 	pre, train := data.pre, data.train
+	logf("backend: %s, gemm kernel %s, %d threads", "cpu", gemm.KernelName(), runtime.GOMAXPROCS(0))
 	logf("data: %d training, %d validation, %d test rows; %d inputs; task %s; %d rows dropped, %d imputed",
 		train.n, rowsOf(data.val), rowsOf(data.test), train.width, pre.Task, data.rowsDropped, data.rowsImputed)
 

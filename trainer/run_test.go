@@ -66,3 +66,47 @@ func TestRunIris(t *testing.T) {
 		t.Errorf("predict accuracy on the whole file %.3f", acc)
 	}
 }
+
+// TestEarlyStopping: with a learning rate far too high the validation loss
+// stops improving, and the run stops after `early_stopping` bad epochs.
+func TestEarlyStopping(t *testing.T) {
+	s := irisSpec()
+	s.Epochs = 200
+	s.EarlyStopping = 3
+	s.Optimizer = api.OptimizerSpec{Name: "sgd", LR: 5, Momentum: 0.9}
+	var log bytes.Buffer
+	m, err := Run(context.Background(), s, Options{OutDir: t.TempDir(), Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.EpochsRun >= 200 || !strings.Contains(log.String(), "early stopping") {
+		t.Errorf("ran %d of 200 epochs; log:\n%s", m.EpochsRun, log.String())
+	}
+}
+
+// TestProgressWithinEpoch: long epochs report progress between epoch ends,
+// with a growing step count and fraction.
+func TestProgressWithinEpoch(t *testing.T) {
+	saved := progressEvery
+	progressEvery = 0
+	defer func() { progressEvery = saved }()
+	s := irisSpec()
+	s.Epochs = 2
+	var reports []api.Progress
+	if _, err := Run(context.Background(), s, Options{OutDir: t.TempDir(), Progress: func(p api.Progress) { reports = append(reports, p) }}); err != nil {
+		t.Fatal(err)
+	}
+	steps := 2 * 8 // 120 training rows in batches of 16
+	if len(reports) < steps {
+		t.Fatalf("%d reports, want one per step and epoch", len(reports))
+	}
+	for i := 1; i < len(reports); i++ {
+		if reports[i].Step < reports[i-1].Step || reports[i].Fraction < reports[i-1].Fraction {
+			t.Errorf("report %d went backwards: %+v after %+v", i, reports[i], reports[i-1])
+		}
+	}
+	last := reports[len(reports)-1]
+	if last.Step != steps || last.Fraction != 1 || last.Epoch != 2 || last.SamplesPerS <= 0 || last.Loss <= 0 {
+		t.Errorf("last report %+v", last)
+	}
+}

@@ -11,9 +11,12 @@ It writes:
                                    classification and regression metrics
   fixtures_torch.json              losses and their gradients, Adam/SGD
                                    trajectories, learning-rate schedules
-and checks golden.safetensors (written by the Go test TestSafetensorsGolden
-with -update) by parsing it per the safetensors spec and reading its tensors
-with torch.frombuffer (Debian has no python3-safetensors package).
+and checks two files written by the Go tests with -update
+(go test ./trainer -run 'SafetensorsGolden|SavedModelGolden' -update):
+golden.safetensors, parsed per the safetensors spec and read with
+torch.frombuffer (Debian has no python3-safetensors package), and
+iris_model/, a trained model loaded into torch.nn.Linear layers whose
+predictions must match Go's.
 """
 import csv
 import json
@@ -175,8 +178,55 @@ def check_golden_safetensors(path="golden.safetensors"):
         print("ok", name, tuple(t.shape))
 
 
+def read_safetensors(path):
+    """Tensors of an F32 safetensors file, parsed per the spec, via torch.frombuffer."""
+    data = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    body = data[8 + n:]
+    out = {}
+    for name, e in header.items():
+        b, end = e["data_offsets"]
+        out[name] = torch.frombuffer(bytearray(body[b:end]), dtype=torch.float32).reshape(e["shape"])
+    return out, meta
+
+
+def check_iris_model(dir="iris_model"):
+    """Load the Go-trained model into torch.nn.Linear layers and compare its
+    probabilities on iris.csv with the Go predictions (TestSavedModelGolden)."""
+    tensors, meta = read_safetensors(f"{dir}/model.safetensors")
+    arch = json.loads(meta["joule_model"])
+    pre = json.load(open(f"{dir}/preprocess.json"))
+    act = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid}[arch["activation"]]
+    layers = []
+    sizes = arch["sizes"]
+    for i in range(len(sizes) - 1):
+        lin = torch.nn.Linear(sizes[i], sizes[i + 1])
+        lin.load_state_dict({"weight": tensors[f"layers.{i}.weight"], "bias": tensors[f"layers.{i}.bias"]})
+        layers.append(lin)
+        if i < len(sizes) - 2:
+            layers.append(act())
+    net = torch.nn.Sequential(*layers).eval()
+    rows = list(csv.DictReader(open("iris.csv")))
+    names = [c["name"] for c in pre["columns"]]
+    x = torch.tensor([[float(r[n]) for n in names] for r in rows], dtype=torch.float64)
+    x = (x - torch.tensor(pre["shift"], dtype=torch.float64)) / torch.tensor(pre["scale"], dtype=torch.float64)
+    with torch.no_grad():
+        p = torch.softmax(net(x.float()), dim=1)
+    want = json.load(open(f"{dir}/predictions.json"))
+    worst = 0.0
+    for i, w in enumerate(want):
+        for k, cls in enumerate(pre["classes"]):
+            worst = max(worst, abs(p[i, k].item() - w["probabilities"][cls]))
+        assert pre["classes"][int(p[i].argmax())] == w["label"], (i, p[i], w)
+    assert worst < 1e-5, worst
+    print(f"ok iris_model: torch matches Go's predictions on {len(want)} rows (max diff {worst:.2e})")
+
+
 if __name__ == "__main__":
     iris()
     sklearn_fixtures()
     torch_fixtures()
     check_golden_safetensors()
+    check_iris_model()
