@@ -10,6 +10,8 @@ import (
 // checkpointFile is the checkpoint's name under Options.OutDir.
 const checkpointFile = "checkpoint.safetensors"
 
+var errNoCheckpoint = errors.New("no checkpoint")
+
 // trainState is the loop's position and bookkeeping: everything besides the
 // parameters and optimiser tensors that a resumed run needs to continue
 // exactly where the interrupted one stopped.

@@ -282,3 +282,20 @@ func TestPCAAndVarianceThresholdInPipeline(t *testing.T) {
 		t.Errorf("too many components: %v", err)
 	}
 }
+
+// TestDivergenceIsAnError: a run whose loss overflows stops with an error
+// that says what to change, instead of writing NaN metrics.
+func TestDivergenceIsAnError(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("x,y\n")
+	for i := range 50 {
+		b.WriteString(ftoa(float64(i)*1e6) + "," + ftoa(float64(i)*3e6) + "\n")
+	}
+	path := writeFile(t, t.TempDir(), "big.csv", b.String())
+	s := api.TrainSpec{Dataset: api.DatasetSpec{Path: path, Label: "y"}, Preprocess: api.PreprocessSpec{Normalize: "none"},
+		Model: api.ModelSpec{Hidden: []int{4}, Task: "regression"}, Optimizer: api.OptimizerSpec{Name: "sgd", LR: 10}, Epochs: 5}
+	_, err := Run(context.Background(), s, Options{OutDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "diverged") || !strings.Contains(err.Error(), "optimizer.lr") {
+		t.Errorf("error %v, want a divergence error naming optimizer.lr", err)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -301,14 +300,4 @@ func classesOf(task string, out []float32, n int) []int {
 		pred[i] = best
 	}
 	return pred
-}
-
-// sortedKeys is for stable output in logs and tests.
-func sortedKeys(m map[string]float64) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

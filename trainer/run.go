@@ -158,6 +158,9 @@ func Run(ctx context.Context, spec api.TrainSpec, opt Options) (api.Metrics, err
 			be.Upload(t, tHost)
 			logits := net.Forward(x, true, rng)
 			loss := be.Loss(kind, logits, t, dl)
+			if math.IsNaN(loss) || math.IsInf(loss, 0) {
+				return api.Metrics{}, fmt.Errorf("training diverged at epoch %d step %d (loss %g); lower optimizer.lr (now %g) or normalise the features", epoch+1, st.Step+1, loss, lr)
+			}
 			net.Backward(dl, true)
 			optim.Update(params, grads, lr)
 			st.EpochLossSum += loss * float64(rows)
@@ -168,7 +171,7 @@ func Run(ctx context.Context, spec api.TrainSpec, opt Options) (api.Metrics, err
 			}
 			if time.Since(lastProgress) >= progressEvery {
 				lastProgress = time.Now()
-				report(epoch, st.Step+1, st.EpochLossSum/float64(st.EpochSamples), float64(epochSamples)/time.Since(epochStart).Seconds())
+				report(epoch, st.Step+1, st.EpochLossSum/float64(st.EpochSamples), rate(epochSamples, time.Since(epochStart).Seconds()))
 			}
 		}
 		trainS := time.Since(epochStart).Seconds()
@@ -178,6 +181,9 @@ func Run(ctx context.Context, spec api.TrainSpec, opt Options) (api.Metrics, err
 		improved := true
 		if data.val != nil {
 			ev := evaluate(be, net, pre, data.val)
+			if math.IsNaN(ev.loss) || math.IsInf(ev.loss, 0) {
+				return api.Metrics{}, fmt.Errorf("training diverged in epoch %d (validation loss %g); lower optimizer.lr (now %g) or normalise the features", epoch+1, ev.loss, lr)
+			}
 			st.ValLoss, st.ValAccuracy = ev.loss, ev.accuracy
 			improved = ev.loss < st.BestValLoss
 			if improved {
@@ -187,8 +193,8 @@ func Run(ctx context.Context, spec api.TrainSpec, opt Options) (api.Metrics, err
 			}
 		}
 		logf("epoch %d/%d: train loss %.4f, val loss %.4f, val accuracy %.4f, lr %.3g, %.0f samples/s",
-			epoch+1, spec.Epochs, st.TrainLoss, st.ValLoss, st.ValAccuracy, lr, float64(epochSamples)/trainS)
-		report(epoch, steps, st.TrainLoss, float64(epochSamples)/trainS)
+			epoch+1, spec.Epochs, st.TrainLoss, st.ValLoss, st.ValAccuracy, lr, rate(epochSamples, trainS))
+		report(epoch, steps, st.TrainLoss, rate(epochSamples, trainS))
 		st.Step, st.RNG, st.EpochLossSum, st.EpochSamples = 0, nil, 0, 0
 		if spec.EarlyStopping > 0 && st.BadEpochs >= spec.EarlyStopping {
 			logf("early stopping: validation loss has not improved for %d epochs", st.BadEpochs)
@@ -210,9 +216,7 @@ func Run(ctx context.Context, spec api.TrainSpec, opt Options) (api.Metrics, err
 	m := api.Metrics{EpochsRun: st.Epoch, TrainLoss: st.TrainLoss, ValLoss: st.ValLoss, ValAccuracy: st.ValAccuracy,
 		Device: be.Name(), Task: pre.Task, RowsDropped: data.rowsDropped, RowsImputed: data.rowsImputed,
 		DurationS: time.Since(started).Seconds()}
-	if st.TrainSeconds > 0 {
-		m.SamplesPerS = float64(st.TrainSamples) / st.TrainSeconds
-	}
+	m.SamplesPerS = rate(int(st.TrainSamples), st.TrainSeconds)
 	final, which := data.test, "test"
 	if final == nil {
 		final, which = data.val, "validation"
@@ -259,6 +263,14 @@ func checkSpec(spec api.TrainSpec, opt Options) error {
 		return errors.New("bad training spec: dataset.test_path is for CSV; MNIST's test set is the t10k files in dataset.path")
 	}
 	return nil
+}
+
+// rate is samples per second, 0 when no time was measured.
+func rate(samples int, seconds float64) float64 {
+	if seconds <= 0 {
+		return 0
+	}
+	return float64(samples) / seconds
 }
 
 func rowsOf(d *dataset) int {

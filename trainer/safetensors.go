@@ -3,13 +3,11 @@ package trainer
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
 )
 
 // The safetensors format (https://github.com/huggingface/safetensors): an
@@ -152,15 +150,3 @@ func readSafetensors(path string) (map[string]namedTensor, map[string]string, er
 	}
 	return tensors, meta, nil
 }
-
-// sortedNames returns the keys of tensors in order.
-func sortedNames(tensors map[string]namedTensor) []string {
-	names := make([]string, 0, len(tensors))
-	for n := range tensors {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-var errNoCheckpoint = errors.New("no checkpoint")
