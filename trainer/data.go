@@ -41,6 +41,7 @@ const (
 func prepareData(spec api.TrainSpec) (*prepared, error) {
 	var train, test *frame
 	var err error
+	malformed := 0 // CSV rows with the wrong number of fields
 	switch spec.Dataset.Format {
 	case "mnist":
 		train, test, err = loadMNIST(spec.Dataset.Path)
@@ -48,19 +49,21 @@ func prepareData(spec api.TrainSpec) (*prepared, error) {
 			return nil, err
 		}
 	default:
-		header, rows, err := readCSV(spec.Dataset.Path)
+		header, rows, ragged, err := readCSV(spec.Dataset.Path)
 		if err != nil {
 			return nil, err
 		}
+		malformed += len(ragged)
 		train, err = frameFromCSV(header, rows, spec.Dataset.Label, filepath.Base(spec.Dataset.Path))
 		if err != nil {
 			return nil, err
 		}
 		if spec.Dataset.TestPath != "" {
-			h, r, err := readCSV(spec.Dataset.TestPath)
+			h, r, ragged, err := readCSV(spec.Dataset.TestPath)
 			if err != nil {
 				return nil, fmt.Errorf("test set: %w", err)
 			}
+			malformed += len(ragged)
 			name := filepath.Base(spec.Dataset.TestPath)
 			test, err = frameWithSchema(h, r, schemaOf(train), spec.Dataset.Label, name)
 			if err != nil {
@@ -72,7 +75,7 @@ func prepareData(spec api.TrainSpec) (*prepared, error) {
 			}
 		}
 	}
-	out := &prepared{}
+	out := &prepared{rowsDropped: malformed}
 	drop := spec.Preprocess.Impute == "drop"
 	usable := func(f *frame) []int {
 		var rows []int

@@ -46,6 +46,7 @@ func TestBadSpecsFailBeforeTraining(t *testing.T) {
 			s.Dataset.Path = writeFile(t, dir, "three.csv", "a,b\n1,1\n2,2\n3,3\n")
 		}, []string{"binary", "3 distinct"}},
 		{"regression on strings", func(s *api.TrainSpec) { s.Model.Task = "regression" }, []string{"regression", "not all numbers"}},
+		{"every row ragged", func(s *api.TrainSpec) { s.Dataset.Path = writeFile(t, dir, "semi.csv", "a;b;c\n1,2;x\n") }, []string{"semi.csv", "none of its 1 data rows", "delimiter"}},
 		{"mnist dir missing", func(s *api.TrainSpec) { s.Dataset = api.DatasetSpec{Format: "mnist", Path: dir} }, []string{"train-images-idx3-ubyte", "directory"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -73,12 +74,13 @@ func TestBadSpecsFailBeforeTraining(t *testing.T) {
 func TestCleaning(t *testing.T) {
 	dir := t.TempDir()
 	// x has one empty and one unparsable cell, colour one missing, one label missing.
-	csv := "x,colour,y\n1,red,a\n2,blue,b\n,red,a\n4,blue,b\nabc,red,a\n6,,b\n7,red,\n8,blue,b\n9,red,a\n10,blue,b\n"
+	// The line "3,red" is ragged: always dropped.
+	csv := "x,colour,y\n1,red,a\n2,blue,b\n,red,a\n4,blue,b\nabc,red,a\n6,,b\n7,red,\n3,red\n8,blue,b\n9,red,a\n10,blue,b\n"
 	path := writeFile(t, dir, "d.csv", csv)
 	for _, c := range []struct {
 		impute           string
 		dropped, imputed int
-	}{{"drop", 4, 0}, {"mean", 1, 3}, {"median", 1, 3}} {
+	}{{"drop", 5, 0}, {"mean", 2, 3}, {"median", 2, 3}} {
 		s := api.TrainSpec{Dataset: api.DatasetSpec{Path: path, Label: "y"}, Preprocess: api.PreprocessSpec{Impute: c.impute}, Epochs: 1}
 		m, err := Run(context.Background(), s, Options{OutDir: t.TempDir()})
 		if err != nil {

@@ -54,7 +54,7 @@ func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol*(1+math.Abs(b)) 
 
 // pcaFrame reads testdata/pca.csv through the trainer's own CSV path.
 func pcaMatrix(t *testing.T) ([]float64, int) {
-	header, rows, err := readCSV("testdata/pca.csv")
+	header, rows, _, err := readCSV("testdata/pca.csv")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,26 +41,27 @@ func parseNumber(s string) (float64, bool) {
 	return v, true
 }
 
-// readCSV reads a CSV file with a header row.
-func readCSV(path string) (header []string, rows [][]string, err error) {
+// readCSV reads a CSV file with a header row. Rows whose number of fields
+// differs from the header's are left out; ragged lists their line numbers.
+func readCSV(path string) (header []string, rows [][]string, ragged []int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open dataset: %w", err)
+		return nil, nil, nil, fmt.Errorf("open dataset: %w", err)
 	}
 	defer f.Close()
 	return parseCSV(f, filepath.Base(path))
 }
 
-func parseCSV(r io.Reader, name string) (header []string, rows [][]string, err error) {
+func parseCSV(r io.Reader, name string) (header []string, rows [][]string, ragged []int, err error) {
 	cr := csv.NewReader(r)
-	cr.ReuseRecord = false
+	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true
 	header, err = cr.Read()
 	if errors.Is(err, io.EOF) {
-		return nil, nil, fmt.Errorf("%s is empty; it needs a header row and at least one data row", name)
+		return nil, nil, nil, fmt.Errorf("%s is empty; it needs a header row and at least one data row", name)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", name, err)
+		return nil, nil, nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	for i := range header {
 		header[i] = strings.TrimSpace(strings.TrimPrefix(header[i], "\ufeff"))
@@ -71,14 +72,22 @@ func parseCSV(r io.Reader, name string) (header []string, rows [][]string, err e
 			break
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("read %s: %w (every row needs %d fields, as the header has)", name, err, len(header))
+			return nil, nil, nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		if len(rec) != len(header) {
+			line, _ := cr.FieldPos(0)
+			ragged = append(ragged, line)
+			continue
 		}
 		rows = append(rows, rec)
 	}
-	if len(rows) == 0 {
-		return nil, nil, fmt.Errorf("%s has a header but no data rows; give it at least one row", name)
+	if len(rows) == 0 && len(ragged) > 0 {
+		return nil, nil, nil, fmt.Errorf("%s: none of its %d data rows has the header's %d fields; check the delimiter (a comma) and quoting", name, len(ragged), len(header))
 	}
-	return header, rows, nil
+	if len(rows) == 0 {
+		return nil, nil, nil, fmt.Errorf("%s has a header but no data rows; give it at least one row", name)
+	}
+	return header, rows, ragged, nil
 }
 
 // columnIndex finds name in header or says which columns there are.

@@ -156,9 +156,12 @@ func LoadModel(dir string) (*Model, error) {
 // Missing values are filled as in training (the training mean, median or
 // most frequent level).
 func (m *Model) PredictCSV(r io.Reader) ([]Prediction, error) {
-	header, rows, err := parseCSV(r, "input")
+	header, rows, ragged, err := parseCSV(r, "input")
 	if err != nil {
 		return nil, err
+	}
+	if len(ragged) > 0 {
+		return nil, fmt.Errorf("input: line %d has a different number of fields than the header (%d); fix it to get a prediction for every row", ragged[0], len(header))
 	}
 	return m.predictTable(header, rows, "input")
 }

@@ -55,6 +55,12 @@ func TestRunIris(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := model.PredictCSV(strings.NewReader("sepal_length,sepal_width,petal_length,petal_width\n1,2,3,4\n1,2,3\n")); err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Errorf("ragged input: %v, want an error naming line 3", err)
+	}
+	if _, err := model.PredictCSV(strings.NewReader("sepal_length,petal_width\n1,2\n")); err == nil || !strings.Contains(err.Error(), `"sepal_width", "petal_length"`) {
+		t.Errorf("input without features: %v", err)
+	}
 	lines := strings.Split(strings.TrimSpace(string(in)), "\n")[1:]
 	correct := 0
 	for i, l := range lines {
