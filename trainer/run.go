@@ -35,10 +35,6 @@ type Options struct {
 // checkpoint has been written and the run can be resumed with Resume.
 var ErrPreempted = errors.New("training preempted: checkpoint written; run again with resume to continue")
 
-// progressEvery is how often Progress is called within an epoch (a var
-// for tests).
-var progressEvery = 3 * time.Second
-
 // Run trains the model the spec describes and writes its outputs under
 // opt.OutDir. The pipeline, in order:
 //
@@ -76,141 +72,37 @@ func Run(ctx context.Context, spec api.TrainSpec, opt Options) (api.Metrics, err
 		return api.Metrics{}, err
 	}
 	pre, train := data.pre, data.train
-	logf("backend: %s, gemm kernel %s, %d threads", "cpu", gemm.KernelName(), runtime.GOMAXPROCS(0))
+	logf("backend: %s, gemm kernel %s, %d threads", CPU{}.Name(), gemm.KernelName(), runtime.GOMAXPROCS(0))
 	logf("data: %d training, %d validation, %d test rows; %d inputs; task %s; %d rows dropped, %d imputed",
 		train.n, rowsOf(data.val), rowsOf(data.test), train.width, pre.Task, data.rowsDropped, data.rowsImputed)
 
-	// 3. Model and optimiser.
+	// 3. Model and optimiser, fresh from the seed or from the checkpoint.
 	be := Backend(CPU{})
 	sizes := append([]int{train.width}, spec.Model.Hidden...)
 	sizes = append(sizes, train.tcols)
 	net := NewMLP(be, sizes, act, float32(spec.Model.Dropout), rand.New(rand.NewPCG(uint64(spec.Seed), streamInit)))
-	params, grads := net.Params()
-	optim := NewOptimizer(be, spec.Optimizer, params)
-	specJSON, _ := json.Marshal(spec)
-	ckpt := filepath.Join(opt.OutDir, checkpointFile)
-	st := trainState{BestValLoss: math.MaxFloat64}
+	params, _ := net.Params()
+	loop := &trainLoop{spec: spec, opt: opt, be: be, net: net, optim: NewOptimizer(be, spec.Optimizer, params),
+		data: data, ckpt: filepath.Join(opt.OutDir, checkpointFile), logf: logf,
+		st: trainState{BestValLoss: math.MaxFloat64}}
+	loop.specJSON, _ = json.Marshal(spec)
 	if opt.Resume {
-		switch s, err := loadCheckpoint(ckpt, net, optim, specJSON); {
+		switch st, err := loadCheckpoint(loop.ckpt, net, loop.optim, loop.specJSON); {
 		case errors.Is(err, errNoCheckpoint):
 			logf("resume: no checkpoint in %s; starting from scratch", opt.OutDir)
 		case err != nil:
 			return api.Metrics{}, err
 		default:
-			st = s
+			loop.st = st
 			logf("resume: from epoch %d step %d", st.Epoch+1, st.Step)
 		}
 	}
 
-	// 4. Training loop.
-	kind := lossKind(pre.Task)
-	steps := (train.n + spec.BatchSize - 1) / spec.BatchSize
-	xb, tb := be.New(spec.BatchSize, train.width), be.New(spec.BatchSize, train.tcols)
-	xTail := be.New(train.n-(steps-1)*spec.BatchSize, train.width)
-	tTail := be.New(xTail.Rows, train.tcols)
-	dlogits, dTail := be.New(spec.BatchSize, train.tcols), be.New(xTail.Rows, train.tcols)
-	xHost := make([]float32, spec.BatchSize*train.width)
-	tHost := make([]float32, spec.BatchSize*train.tcols)
-	lastProgress := time.Now()
-	report := func(epoch, step int, loss, samplesPerS float64) {
-		if opt.Progress == nil {
-			return
-		}
-		opt.Progress(api.Progress{Epoch: epoch + 1, Epochs: spec.Epochs, Step: optim.Step, Loss: loss,
-			SamplesPerS: samplesPerS, Fraction: (float64(epoch) + float64(step)/float64(steps)) / float64(spec.Epochs)})
+	// 4. Training (loop.go).
+	if err := loop.run(ctx); err != nil {
+		return api.Metrics{}, err
 	}
-	for ; st.Epoch < spec.Epochs && !st.Done; st.Epoch++ {
-		epoch := st.Epoch
-		lr := LearningRate(spec.Optimizer, epoch, spec.Epochs)
-		pcg := rand.NewPCG(uint64(spec.Seed), uint64(epoch))
-		rng := rand.New(pcg)
-		perm := rng.Perm(train.n)
-		if st.Step > 0 && st.RNG != nil {
-			if err := pcg.UnmarshalBinary(st.RNG); err != nil {
-				return api.Metrics{}, fmt.Errorf("resume: bad RNG state: %w", err)
-			}
-		}
-		epochStart, epochSamples := time.Now(), 0
-		for ; st.Step < steps; st.Step++ {
-			if ctx.Err() != nil {
-				st.RNG, _ = pcg.MarshalBinary()
-				st.OptimizerStep = optim.Step
-				st.TrainSeconds += time.Since(epochStart).Seconds()
-				st.TrainSamples += int64(epochSamples)
-				if err := saveCheckpoint(ckpt, net, optim, st, specJSON); err != nil {
-					return api.Metrics{}, err
-				}
-				logf("preempted at epoch %d step %d; checkpoint written", epoch+1, st.Step)
-				return api.Metrics{}, ErrPreempted
-			}
-			lo := st.Step * spec.BatchSize
-			rows := min(spec.BatchSize, train.n-lo)
-			x, t, dl := xb, tb, dlogits
-			if rows != spec.BatchSize {
-				x, t, dl = xTail, tTail, dTail
-			}
-			for r := range rows {
-				i := perm[lo+r]
-				copy(xHost[r*train.width:(r+1)*train.width], train.x[i*train.width:(i+1)*train.width])
-				copy(tHost[r*train.tcols:(r+1)*train.tcols], train.t[i*train.tcols:(i+1)*train.tcols])
-			}
-			be.Upload(x, xHost)
-			be.Upload(t, tHost)
-			logits := net.Forward(x, true, rng)
-			loss := be.Loss(kind, logits, t, dl)
-			if math.IsNaN(loss) || math.IsInf(loss, 0) {
-				return api.Metrics{}, fmt.Errorf("training diverged at epoch %d step %d (loss %g); lower optimizer.lr (now %g) or normalise the features", epoch+1, st.Step+1, loss, lr)
-			}
-			net.Backward(dl, true)
-			optim.Update(params, grads, lr)
-			st.EpochLossSum += loss * float64(rows)
-			st.EpochSamples += rows
-			epochSamples += rows
-			if testHookStep != nil {
-				testHookStep(epoch, st.Step)
-			}
-			if time.Since(lastProgress) >= progressEvery {
-				lastProgress = time.Now()
-				report(epoch, st.Step+1, st.EpochLossSum/float64(st.EpochSamples), rate(epochSamples, time.Since(epochStart).Seconds()))
-			}
-		}
-		trainS := time.Since(epochStart).Seconds()
-		st.TrainSeconds += trainS
-		st.TrainSamples += int64(epochSamples)
-		st.TrainLoss = st.EpochLossSum / float64(max(st.EpochSamples, 1))
-		improved := true
-		if data.val != nil {
-			ev := evaluate(be, net, pre, data.val)
-			if math.IsNaN(ev.loss) || math.IsInf(ev.loss, 0) {
-				return api.Metrics{}, fmt.Errorf("training diverged in epoch %d (validation loss %g); lower optimizer.lr (now %g) or normalise the features", epoch+1, ev.loss, lr)
-			}
-			st.ValLoss, st.ValAccuracy = ev.loss, ev.accuracy
-			improved = ev.loss < st.BestValLoss
-			if improved {
-				st.BestValLoss, st.BadEpochs = ev.loss, 0
-			} else {
-				st.BadEpochs++
-			}
-		}
-		logf("epoch %d/%d: train loss %.4f, val loss %.4f, val accuracy %.4f, lr %.3g, %.0f samples/s",
-			epoch+1, spec.Epochs, st.TrainLoss, st.ValLoss, st.ValAccuracy, lr, rate(epochSamples, trainS))
-		report(epoch, steps, st.TrainLoss, rate(epochSamples, trainS))
-		st.Step, st.RNG, st.EpochLossSum, st.EpochSamples = 0, nil, 0, 0
-		if spec.EarlyStopping > 0 && st.BadEpochs >= spec.EarlyStopping {
-			logf("early stopping: validation loss has not improved for %d epochs", st.BadEpochs)
-			st.Done = true
-		}
-		next := st
-		next.Epoch++
-		next.OptimizerStep = optim.Step
-		if err := saveCheckpoint(ckpt, net, optim, next, specJSON); err != nil {
-			return api.Metrics{}, err
-		}
-		if st.Done {
-			st.Epoch++
-			break
-		}
-	}
+	st := loop.st
 
 	// 5. Final evaluation and outputs.
 	m := api.Metrics{EpochsRun: st.Epoch, TrainLoss: st.TrainLoss, ValLoss: st.ValLoss, ValAccuracy: st.ValAccuracy,
@@ -244,9 +136,6 @@ func Run(ctx context.Context, spec api.TrainSpec, opt Options) (api.Metrics, err
 	}
 	return m, nil
 }
-
-// testHookStep, when set by a test, is called after every training step.
-var testHookStep func(epoch, step int)
 
 // checkSpec rejects, before any data is read, specs that cannot run.
 func checkSpec(spec api.TrainSpec, opt Options) error {

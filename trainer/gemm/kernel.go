@@ -15,15 +15,34 @@ type kernel struct {
 	fn func(kc int, a, b, c []float32, ldc int, alpha, beta float32)
 	// asmPack: transposing packs use transposeStrip (AVX, amd64 only).
 	asmPack bool
-	pool    sync.Pool
+	work    sync.Pool // *workBuf
+	shared  sync.Pool // *[]float32
 }
+
+// workBuf is one worker's own pack buffers and edge tile.
+type workBuf struct {
+	a, b []float32 // an mc x kc block of op(A); a kc x nc block of op(B)
+	tile []float32
+}
+
+// getShared returns a buffer of at least n floats from the pool.
+func (kn *kernel) getShared(n int) *[]float32 {
+	if v, ok := kn.shared.Get().(*[]float32); ok && cap(*v) >= n {
+		*v = (*v)[:n]
+		return v
+	}
+	s := make([]float32, n)
+	return &s
+}
+
+func (kn *kernel) putShared(s *[]float32) { kn.shared.Put(s) }
 
 func newKernel(name string, mr, nr, kc, mc, nc int, fn func(kc int, a, b, c []float32, ldc int, alpha, beta float32), asmPack bool) *kernel {
 	mc = (mc + mr - 1) / mr * mr
 	nc = (nc + nr - 1) / nr * nr
 	kn := &kernel{name: name, mr: mr, nr: nr, kc: kc, mc: mc, nc: nc, fn: fn, asmPack: asmPack}
-	kn.pool.New = func() any {
-		return &buffers{
+	kn.work.New = func() any {
+		return &workBuf{
 			a:    make([]float32, mc*kc),
 			b:    make([]float32, kc*nc),
 			tile: make([]float32, mr*nr),
@@ -33,7 +52,7 @@ func newKernel(name string, mr, nr, kc, mc, nc int, fn func(kc int, a, b, c []fl
 }
 
 // goKernel is the pure-Go fallback, used where no assembly kernel fits the CPU.
-var goKernel = newKernel("go4x4", 4, 4, 256, 128, 2048, kernelGo4x4, false)
+var goKernel = newKernel("go4x4", 4, 4, 256, 128, 1024, kernelGo4x4, false)
 
 // active is the kernel Sgemm uses; tests swap it to cover every kernel.
 var active = bestKernel()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C on row-major matrices, where
@@ -96,115 +97,180 @@ type problem struct {
 	c              []float32
 	ldc            int
 	kern           *kernel
+
+	kc, nkb int // depth of a k block (a multiple of 8) and how many there are
 }
 
-// run splits C into rectangles, one per worker, and computes them.
+// kBlock returns the start and depth of k block i.
+func (p *problem) kBlock(i int) (p0, kc int) {
+	p0 = i * p.kc
+	return p0, min(p.kc, p.k-p0)
+}
+
+// run computes C in two phases, each a list of tasks that the workers (the
+// caller's goroutine and up to GOMAXPROCS-1 more) take in turn from an atomic
+// counter, so that a core slowed by other work simply takes fewer tasks.
+//
+// Usually C is cut into bands of rows: phase 1 packs all of op(B) once,
+// shared by every worker; phase 2 gives each worker bands of rows, for which
+// it packs op(A) into its own buffer and runs the micro-kernel over all of
+// op(B). When C has too few rows for that, the roles swap: op(A) is shared
+// and the tasks are bands of columns.
 func (p *problem) run() {
+	kn := p.kern
+	p.nkb = (p.k + kn.kc - 1) / kn.kc
+	p.kc = ((p.k+p.nkb-1)/p.nkb + 7) &^ 7 // balanced blocks, 8-aligned for the packers
+
 	workers := 1
 	if p.m*p.n*p.k >= parallelMinFMA {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	kn := p.kern
 	tilesM := (p.m + kn.mr - 1) / kn.mr
-	tilesN := (p.n + kn.nr - 1) / kn.nr
-	// Grid of gm x gn workers: split the side with more tiles first, so each
-	// worker gets whole tiles and the pieces stay close to square.
-	gm, gn := 1, 1
-	for gm*gn < workers {
-		f := smallestFactor(workers / (gm * gn))
-		if tilesM/gm >= tilesN/gn && tilesM/gm >= f {
-			gm *= f
-		} else if tilesN/gn >= f {
-			gn *= f
-		} else {
-			break
+	byRows := tilesM >= 2*workers || p.m > kn.mc
+	if byRows {
+		for jc := 0; jc < p.n; jc += kn.nc {
+			p.runRows(workers, jc, min(kn.nc, p.n-jc))
+		}
+		return
+	}
+	p.runCols(workers)
+}
+
+// team runs the phases on workers goroutines: each calls phase1(t) for the
+// tasks t < n1 it takes, waits until all of phase 1 is done, then phase2(t)
+// for the tasks t < n2 it takes.
+func team(workers, n1, n2 int, phase1, phase2 func(w *workBuf, t int), kn *kernel) {
+	var next1, done1, next2 atomic.Int64
+	work := func() {
+		w := kn.work.Get().(*workBuf)
+		defer kn.work.Put(w)
+		for {
+			t := int(next1.Add(1) - 1)
+			if t >= n1 {
+				break
+			}
+			phase1(w, t)
+			done1.Add(1)
+		}
+		for done1.Load() < int64(n1) {
+			runtime.Gosched() // the last phase-1 tasks are being packed
+		}
+		for {
+			t := int(next2.Add(1) - 1)
+			if t >= n2 {
+				break
+			}
+			phase2(w, t)
 		}
 	}
-	if gm*gn == 1 {
-		p.rect(0, p.m, 0, p.n)
+	workers = min(workers, n2)
+	if workers <= 1 {
+		work()
 		return
 	}
 	var wg sync.WaitGroup
-	for wi := 0; wi < gm; wi++ {
-		m0, m1 := split(tilesM, gm, wi)
-		m0, m1 = m0*kn.mr, min(m1*kn.mr, p.m)
-		for wj := 0; wj < gn; wj++ {
-			n0, n1 := split(tilesN, gn, wj)
-			n0, n1 = n0*kn.nr, min(n1*kn.nr, p.n)
-			if wi == gm-1 && wj == gn-1 {
-				p.rect(m0, m1, n0, n1) // the caller's goroutine takes the last piece
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				p.rect(m0, m1, n0, n1)
-			}()
-		}
+	for range workers - 1 {
+		wg.Go(work)
 	}
+	work()
 	wg.Wait()
 }
 
-// split returns the i-th of parts near-equal ranges of [0, total).
-func split(total, parts, i int) (lo, hi int) {
-	q, r := total/parts, total%parts
-	lo = i*q + min(i, r)
-	hi = lo + q
-	if i < r {
-		hi++
-	}
-	return lo, hi
-}
+// runRows computes columns [jc, jc+nc) of C: phase 1 packs op(B)[:, jc:jc+nc]
+// into a buffer shared by the workers, phase 2 takes bands of rows.
+func (p *problem) runRows(workers, jc, nc int) {
+	kn := p.kern
+	mr, nr := kn.mr, kn.nr
+	npanels := (nc + nr - 1) / nr
+	ncPad := npanels * nr
+	shared := kn.getShared(p.k * ncPad)
+	defer kn.putShared(shared)
+	bp := *shared
 
-func smallestFactor(x int) int {
-	for f := 2; f*f <= x; f++ {
-		if x%f == 0 {
-			return f
+	// Phase 1: (k block, group of panels) pairs.
+	const panelsPerTask = 4
+	groups := (npanels + panelsPerTask - 1) / panelsPerTask
+	pack := func(_ *workBuf, t int) {
+		p0, kc := p.kBlock(t / groups)
+		s0 := (t % groups) * panelsPerTask * nr
+		packB(bp[p0*ncPad+s0*kc:], p.b, p.ldb, p.transB, p0, kc, jc+s0, min(panelsPerTask*nr, nc-s0), nr, kn.asmPack)
+	}
+
+	// Phase 2: bands of whole tiles, about four per worker, at most mc rows.
+	tilesM := (p.m + mr - 1) / mr
+	perTask := max(1, min(tilesM/(4*workers), kn.mc/mr))
+	bands := (tilesM + perTask - 1) / perTask
+	compute := func(w *workBuf, t int) {
+		i0 := t * perTask * mr
+		mh := min(perTask*mr, p.m-i0)
+		for bi := range p.nkb {
+			p0, kc := p.kBlock(bi)
+			packA(w.a, p.a, p.lda, p.transA, i0, mh, p0, kc, mr, kn.asmPack)
+			p.macro(w, w.a, bp[p0*ncPad:], i0, mh, jc, nc, kc, p.betaFor(bi))
 		}
 	}
-	return x
+	team(workers, p.nkb*groups, bands, pack, compute, kn)
 }
 
-// buffers are one worker's pack areas, sized for its kernel's blocking.
-type buffers struct {
-	a, b []float32
-	tile []float32
-}
-
-// rect computes rows [m0, m1) and columns [n0, n1) of C, blocked GotoBLAS style.
-func (p *problem) rect(m0, m1, n0, n1 int) {
+// runCols is runRows with the roles of A and B swapped: for products with
+// few rows, op(A) is packed once and shared, and tasks are bands of columns.
+func (p *problem) runCols(workers int) {
 	kn := p.kern
-	buf := kn.pool.Get().(*buffers)
-	defer kn.pool.Put(buf)
 	mr, nr := kn.mr, kn.nr
-	for jc := n0; jc < n1; jc += kn.nc {
-		nc := min(kn.nc, n1-jc)
-		for pc := 0; pc < p.k; pc += kn.kc {
-			kc := min(kn.kc, p.k-pc)
-			beta := p.beta
-			if pc > 0 {
-				beta = 1
+	tilesM := (p.m + mr - 1) / mr
+	mPad := tilesM * mr
+	shared := kn.getShared(p.k * mPad)
+	defer kn.putShared(shared)
+	ap := *shared
+
+	pack := func(_ *workBuf, t int) {
+		p0, kc := p.kBlock(t)
+		packA(ap[p0*mPad:], p.a, p.lda, p.transA, 0, p.m, p0, kc, mr, kn.asmPack)
+	}
+	tilesN := (p.n + nr - 1) / nr
+	perTask := max(1, min(tilesN/(4*workers), kn.nc/nr))
+	bands := (tilesN + perTask - 1) / perTask
+	compute := func(w *workBuf, t int) {
+		j0 := t * perTask * nr
+		nw := min(perTask*nr, p.n-j0)
+		for bi := range p.nkb {
+			p0, kc := p.kBlock(bi)
+			packB(w.b, p.b, p.ldb, p.transB, p0, kc, j0, nw, nr, kn.asmPack)
+			p.macro(w, ap[p0*mPad:], w.b, 0, p.m, j0, nw, kc, p.betaFor(bi))
+		}
+	}
+	team(workers, p.nkb, bands, pack, compute, kn)
+}
+
+// betaFor is the beta of k block bi: the caller's for the first, then 1, as
+// the later blocks add to what the first one wrote.
+func (p *problem) betaFor(bi int) float32 {
+	if bi == 0 {
+		return p.beta
+	}
+	return 1
+}
+
+// macro runs the micro-kernel over rows [i0, i0+mh) and columns [j0, j0+nw)
+// of C, from op(A) packed in ap (mr-row panels) and op(B) packed in bp
+// (nr-column panels), both kc deep. Each B panel stays in L1 while the A
+// panels stream past it.
+func (p *problem) macro(w *workBuf, ap, bp []float32, i0, mh, j0, nw, kc int, beta float32) {
+	kn := p.kern
+	mr, nr := kn.mr, kn.nr
+	for jr := 0; jr < nw; jr += nr {
+		bpan := bp[jr*kc : jr*kc+kc*nr]
+		wd := min(nr, nw-jr)
+		for ir := 0; ir < mh; ir += mr {
+			apan := ap[ir*kc : ir*kc+kc*mr]
+			h := min(mr, mh-ir)
+			off := (i0+ir)*p.ldc + j0 + jr
+			if h == mr && wd == nr {
+				kn.fn(kc, apan, bpan, p.c[off:], p.ldc, p.alpha, beta)
+				continue
 			}
-			packB(buf.b, p.b, p.ldb, p.transB, pc, kc, jc, nc, nr, kn.asmPack)
-			for ic := m0; ic < m1; ic += kn.mc {
-				mc := min(kn.mc, m1-ic)
-				packA(buf.a, p.a, p.lda, p.transA, ic, mc, pc, kc, mr, kn.asmPack)
-				for jr := 0; jr < nc; jr += nr {
-					bp := buf.b[jr*kc : jr*kc+kc*nr]
-					w := min(nr, nc-jr)
-					for ir := 0; ir < mc; ir += mr {
-						ap := buf.a[ir*kc : ir*kc+kc*mr]
-						h := min(mr, mc-ir)
-						off := (ic+ir)*p.ldc + jc + jr
-						if h == mr && w == nr {
-							kn.fn(kc, ap, bp, p.c[off:], p.ldc, p.alpha, beta)
-							continue
-						}
-						kn.fn(kc, ap, bp, buf.tile, nr, p.alpha, 0)
-						mergeTile(p.c[off:], p.ldc, buf.tile, nr, h, w, beta)
-					}
-				}
-			}
+			kn.fn(kc, apan, bpan, w.tile, nr, p.alpha, 0)
+			mergeTile(p.c[off:], p.ldc, w.tile, nr, h, wd, beta)
 		}
 	}
 }
