@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Files of a saved model directory.
@@ -18,11 +19,14 @@ const (
 	modelPreprocessFile = "preprocess.json"
 )
 
-// Model is a trained network with its preprocessing, ready to predict.
+// Model is a trained network with its preprocessing, ready to predict. Its
+// methods are safe for concurrent use (predictions take turns on the
+// network's buffers).
 type Model struct {
 	Pre *Preprocessor
 	net *MLP
 	be  Backend
+	mu  sync.Mutex // guards net's per-batch buffers
 }
 
 // Prediction is one row's prediction: the class and every class's
@@ -219,6 +223,8 @@ func (m *Model) predictTable(header []string, rows [][]string, source string) ([
 // outputs runs x (n rows) through the network in batches and returns the
 // output layer's probabilities or values.
 func (m *Model) outputs(x []float32, n int) []float32 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	return forwardAll(m.be, m.net, lossKind(m.Pre.Task), x, n, m.Pre.Inputs(), nil, nil)
 }
 

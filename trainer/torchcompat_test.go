@@ -70,3 +70,39 @@ func TestSavedModelGolden(t *testing.T) {
 		}
 	}
 }
+
+// TestModelConcurrentPredictions: schedulerd serves predictions from one
+// Model on many goroutines; every answer must equal the serial one.
+func TestModelConcurrentPredictions(t *testing.T) {
+	m, err := LoadModel("testdata/iris_model")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := os.ReadFile("testdata/iris.csv")
+	want, _ := m.PredictCSV(bytes.NewReader(in))
+	errs := make(chan string, 8)
+	for range 8 {
+		go func() {
+			got, err := m.PredictCSV(bytes.NewReader(in))
+			switch {
+			case err != nil:
+				errs <- err.Error()
+			case len(got) != len(want):
+				errs <- "wrong length"
+			default:
+				for i := range got {
+					if got[i].Probabilities["setosa"] != want[i].Probabilities["setosa"] {
+						errs <- "different probabilities"
+						return
+					}
+				}
+				errs <- ""
+			}
+		}()
+	}
+	for range 8 {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+}
