@@ -3,9 +3,14 @@ package trainer
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/joulehq/joule/api"
@@ -119,5 +124,44 @@ func TestResumeFinishedRun(t *testing.T) {
 	sameWeights(t, w, modelWeights(t, dir))
 	if again.EpochsRun != first.EpochsRun {
 		t.Errorf("epochs run %d then %d", first.EpochsRun, again.EpochsRun)
+	}
+}
+
+// TestSameModelWhateverTheCores: a checkpoint may be resumed on a node with
+// another core count, so results must not depend on GOMAXPROCS. The layers
+// are big enough for the GEMM and the optimiser to split work across cores.
+func TestSameModelWhateverTheCores(t *testing.T) {
+	var b strings.Builder
+	for j := range 64 {
+		fmt.Fprintf(&b, "f%d,", j)
+	}
+	b.WriteString("label\n")
+	rng := rand.New(rand.NewPCG(4, 4))
+	for range 600 {
+		sum := 0.0
+		for range 64 {
+			v := rng.NormFloat64()
+			sum += v
+			fmt.Fprintf(&b, "%.4f,", v)
+		}
+		fmt.Fprintf(&b, "c%d\n", int(math.Abs(sum))%3)
+	}
+	path := filepath.Join(t.TempDir(), "wide.csv")
+	os.WriteFile(path, []byte(b.String()), 0o644)
+	s := api.TrainSpec{Dataset: api.DatasetSpec{Path: path}, Model: api.ModelSpec{Hidden: []int{512, 256}, Dropout: 0.1},
+		BatchSize: 200, Epochs: 2, ValidationSplit: 0.1}
+	var dirs []string
+	for _, procs := range []int{1, 2, 4} {
+		old := runtime.GOMAXPROCS(procs)
+		dir := t.TempDir()
+		_, err := Run(context.Background(), s, Options{OutDir: dir})
+		runtime.GOMAXPROCS(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, dir)
+	}
+	for _, d := range dirs[1:] {
+		sameWeights(t, modelWeights(t, dirs[0]), modelWeights(t, d))
 	}
 }
