@@ -125,9 +125,11 @@ func prepareData(spec api.TrainSpec) (*prepared, error) {
 		out.val = out.split(train, valRows)
 	}
 	if test != nil {
-		if testRows := usable(test); len(testRows) > 0 {
-			out.test = out.split(test, testRows)
+		testRows := usable(test)
+		if len(testRows) == 0 {
+			return nil, fmt.Errorf("test set %s: none of its %d rows is usable (each lacks the label or, with impute: drop, a feature); fix it or leave test_path out", test.source, test.n)
 		}
+		out.test = out.split(test, testRows)
 	}
 	return out, nil
 }

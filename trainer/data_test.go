@@ -46,6 +46,8 @@ func TestBadSpecsFailBeforeTraining(t *testing.T) {
 			s.Dataset.Path = writeFile(t, dir, "three.csv", "a,b\n1,1\n2,2\n3,3\n")
 		}, []string{"binary", "3 distinct"}},
 		{"regression on strings", func(s *api.TrainSpec) { s.Model.Task = "regression" }, []string{"regression", "not all numbers"}},
+		{"test set unusable", func(s *api.TrainSpec) { s.Dataset.TestPath = writeFile(t, dir, "t.csv", "c,b,a\n,1,2\n") }, []string{"test set t.csv", "none of its 1 rows"}},
+		{"test set without label", func(s *api.TrainSpec) { s.Dataset.TestPath = writeFile(t, dir, "t2.csv", "b,a\n1,2\n") }, []string{`label column "c" not in t2.csv`}},
 		{"every row ragged", func(s *api.TrainSpec) { s.Dataset.Path = writeFile(t, dir, "semi.csv", "a;b;c\n1,2;x\n") }, []string{"semi.csv", "none of its 1 data rows", "delimiter"}},
 		{"mnist dir missing", func(s *api.TrainSpec) { s.Dataset = api.DatasetSpec{Format: "mnist", Path: dir} }, []string{"train-images-idx3-ubyte", "directory"}},
 	} {
