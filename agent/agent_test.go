@@ -1,0 +1,190 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/joulehq/joule/api"
+	"github.com/joulehq/joule/power"
+	"github.com/joulehq/joule/storage"
+	"github.com/joulehq/joule/web"
+	"github.com/joulehq/joule/web/client"
+)
+
+// The test binary doubles as the trainer child: `agent.test train ...`.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "train" {
+		os.Exit(TrainMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+type fixture struct {
+	t     *testing.T
+	c     *client.Client
+	agent *Agent
+	sim   *power.SimNode
+	stop  func()
+}
+
+// newFixture runs a real schedulerd server (bbolt file, loopback HTTP) and one
+// agent on a simulated DGX-H100 heartbeating every 100 ms.
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, err := storage.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := web.New(db, quiet, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	c, err := client.New(ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim, err := power.NewSimNode("dgxh100", time.Now, power.WithNodeName("node-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Config{Name: "node-a", Client: c, NVML: sim.NVML(), Sim: sim,
+		Interval: 100 * time.Millisecond, DataDir: t.TempDir(), Exe: os.Args[0], Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	f := &fixture{t: t, c: c, agent: a, sim: sim, stop: func() { cancel(); <-done }}
+	t.Cleanup(func() { f.stop(); ts.Close(); db.Close() })
+	return f
+}
+
+func (f *fixture) submit(body string) string {
+	f.t.Helper()
+	spec, err := api.ParseJobSpec([]byte(body))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	id, err := f.c.Submit(context.Background(), spec)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return id
+}
+
+func (f *fixture) waitState(id string, want string, timeout time.Duration) api.Job {
+	f.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		j, err := f.c.Job(context.Background(), id)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if j.State == want {
+			return j
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s is %s (%s) after %s; want %s", id, j.State, j.Reason, timeout, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestSyntheticJobLoadsItsGPUsAndIsMetered(t *testing.T) {
+	f := newFixture(t)
+	id := f.submit("name: s\nuser: u\ngpus: 2\nworkload: {synthetic: {duration: 1s, utilization: 1}}")
+	j := f.waitState(id, api.StateRunning, 5*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	gpus, err := power.ReadGPUs(f.sim.NVML())
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := 0
+	for _, g := range gpus {
+		if g.Utilization > 0.9 {
+			busy++
+			if !contains(j.GPUIndices, g.Index) {
+				t.Errorf("GPU %d is busy but not the job's %v", g.Index, j.GPUIndices)
+			}
+		}
+	}
+	if busy != 2 {
+		t.Errorf("%d GPUs busy, want the job's 2", busy)
+	}
+	j = f.waitState(id, api.StateSucceeded, 10*time.Second)
+	// Two GPUs near 490 W for about a second: a few hundred joules at least.
+	if j.EnergyJ < 300 || j.Progress == nil || j.Progress.Fraction != 1 {
+		t.Errorf("energy %.0f J, progress %+v", j.EnergyJ, j.Progress)
+	}
+	// Finished jobs are forgotten once schedulerd has stored them.
+	time.Sleep(300 * time.Millisecond)
+	f.agent.mu.Lock()
+	held := len(f.agent.tasks)
+	f.agent.mu.Unlock()
+	if held != 0 {
+		t.Errorf("agent still holds %d tasks after they were acknowledged", held)
+	}
+}
+
+func TestCancelStopsARunningJob(t *testing.T) {
+	f := newFixture(t)
+	id := f.submit("name: s\nuser: u\ngpus: 8\nworkload: {synthetic: {duration: 1h, utilization: 1}}")
+	f.waitState(id, api.StateRunning, 5*time.Second)
+	if _, err := f.c.Cancel(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	// The next job needs all 8 GPUs: it starts only once the agent stopped the first.
+	next := f.submit("name: t\nuser: u\ngpus: 8\nworkload: {synthetic: {duration: 1h, utilization: 1}}")
+	f.waitState(next, api.StateRunning, 5*time.Second)
+	if j, _ := f.c.Job(context.Background(), id); j.State != api.StateCancelled {
+		t.Fatalf("cancelled job is %s", j.State)
+	}
+}
+
+func TestTrainChildSucceedsAndFailuresCarryTheReason(t *testing.T) {
+	f := newFixture(t)
+	data, _ := filepath.Abs("../examples/data")
+	ok := f.submit(fmt.Sprintf(`name: iris
+user: u
+gpus: 1
+workload: {train: {dataset: {path: %s/iris.csv, test_path: %s/iris_test.csv, label: species}, model: {hidden: [8]}, optimizer: {name: adam, lr: 0.01}, epochs: 30, batch_size: 16}}`, data, data))
+	bad := f.submit(fmt.Sprintf(`name: bad-label
+user: u
+gpus: 1
+workload: {train: {dataset: {path: %s/iris.csv, label: colour}}}`, data))
+	j := f.waitState(ok, api.StateSucceeded, time.Minute)
+	if j.Metrics == nil || j.Metrics.EpochsRun != 30 || j.Metrics.TestAccuracy == nil || j.EnergyJ <= 0 {
+		t.Fatalf("metrics %+v, energy %v", j.Metrics, j.EnergyJ)
+	}
+	j = f.waitState(bad, api.StateFailed, time.Minute)
+	if want := `"colour"`; !containsStr(j.Reason, want) {
+		t.Fatalf("reason %q should name the missing label column %s", j.Reason, want)
+	}
+}
+
+func TestTrainMainUsage(t *testing.T) {
+	if code := TrainMain([]string{"--out", t.TempDir()}, io.Discard, io.Discard); code != 2 {
+		t.Fatalf("missing --spec: exit %d, want 2", code)
+	}
+	p := filepath.Join(t.TempDir(), "s.yaml")
+	os.WriteFile(p, []byte("name: s\nuser: u\nworkload: {synthetic: {duration: 1s, utilization: 1}}"), 0o644)
+	if code := TrainMain([]string{"--spec", p, "--out", t.TempDir()}, io.Discard, io.Discard); code != 1 {
+		t.Fatalf("spec without train workload: exit %d, want 1", code)
+	}
+}
+
+func contains(s []int, v int) bool { return slices.Contains(s, v) }
+
+func containsStr(s, sub string) bool { return strings.Contains(s, sub) }
