@@ -109,7 +109,8 @@ func TestCleaning(t *testing.T) {
 	}
 }
 
-// TestSplitIsSeededAndNormalizationFitsTrainOnly.
+// TestSplitAndNormalization: the split follows the seed, and z-score is
+// fitted on the training split only.
 func TestSplitAndNormalization(t *testing.T) {
 	s := irisSpec()
 	s.Default()

@@ -21,7 +21,7 @@ func mnistDir(t testing.TB) string {
 	return dir
 }
 
-// MNISTSpec is the acceptance run: an MLP 784-256-128-10 trained with Adam
+// mnistSpec is the acceptance run: an MLP 784-256-128-10 trained with Adam
 // for 10 epochs.
 func mnistSpec(dir string) api.TrainSpec {
 	return api.TrainSpec{

@@ -263,7 +263,8 @@ func (p *Preprocessor) expand(f *frame, rows []int) ([]float64, int) {
 	return x, imputed
 }
 
-// Transform turns rows of f into model inputs (float32, row-major).
+// transform turns rows of f into model inputs (float32, row-major) and
+// says how many rows needed imputation.
 func (p *Preprocessor) transform(f *frame, rows []int) ([]float32, int) {
 	x, imputed := p.expand(f, rows)
 	width := p.expandedWidth()
