@@ -41,7 +41,8 @@
 //     schedule is StepLR(step_epochs, gamma), cosine is CosineAnnealingLR
 //     with T_max = epochs, both stepped per epoch.
 //   - Early stopping stops after early_stopping epochs without a lower
-//     validation loss; the model saved is the last epoch's.
+//     validation loss and restores the best epoch's parameters (kept in the
+//     checkpoint); the model and the metrics are that epoch's.
 //   - Metrics are on the test set, else the validation set, else the
 //     training set. Precision, recall and F1 are macro averages over the
 //     classes (binary too), scikit-learn's with zero_division=0; the

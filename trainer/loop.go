@@ -31,6 +31,8 @@ type trainLoop struct {
 	specJSON []byte // stored in checkpoints to refuse resuming another spec
 	logf     func(format string, a ...any)
 	st       trainState
+	// best holds the best epoch's parameters when early stopping is on.
+	best []namedTensor
 
 	params, grads []*Tensor
 	lastProgress  time.Time
@@ -53,7 +55,22 @@ func (l *trainLoop) run(ctx context.Context) error {
 			return err
 		}
 	}
+	if b := l.st.Best; b != nil && l.best != nil {
+		l.logf("restoring the parameters of epoch %d, the best validation loss (%.4f)", b.Epoch, b.ValLoss)
+		if err := upload(l.be, l.params, l.net.ParamNames(), byName(l.best), "best epoch"); err != nil {
+			return err
+		}
+		l.st.TrainLoss, l.st.ValLoss, l.st.ValAccuracy = b.TrainLoss, b.ValLoss, b.ValAccuracy
+	}
 	return nil
+}
+
+func byName(ts []namedTensor) map[string]namedTensor {
+	m := make(map[string]namedTensor, len(ts))
+	for _, t := range ts {
+		m[t.Name] = t
+	}
+	return m
 }
 
 func (l *trainLoop) steps() int {
@@ -116,6 +133,10 @@ func (l *trainLoop) epoch(ctx context.Context) error {
 		st.ValLoss, st.ValAccuracy = ev.loss, ev.accuracy
 		if ev.loss < st.BestValLoss {
 			st.BestValLoss, st.BadEpochs = ev.loss, 0
+			if l.spec.EarlyStopping > 0 {
+				st.Best = &bestEpoch{Epoch: epoch + 1, TrainLoss: st.TrainLoss, ValLoss: ev.loss, ValAccuracy: ev.accuracy}
+				l.best = download(l.be, l.params, l.net.ParamNames())
+			}
 		} else {
 			st.BadEpochs++
 		}
@@ -160,7 +181,7 @@ func (l *trainLoop) step(rows []int, rng *rand.Rand, lr float64) float64 {
 
 func (l *trainLoop) checkpoint() error {
 	l.st.OptimizerStep = l.optim.Step
-	return saveCheckpoint(l.ckpt, l.net, l.optim, l.st, l.specJSON)
+	return saveCheckpoint(l.ckpt, l.net, l.optim, l.best, l.st, l.specJSON)
 }
 
 // report calls Progress; step is within the current epoch.

@@ -42,6 +42,7 @@ func resumeSpec() api.TrainSpec {
 	s.Epochs = 6
 	s.Model.Dropout = 0.2 // the RNG state must survive the checkpoint
 	s.Optimizer.Schedule = "cosine"
+	s.EarlyStopping = 4 // the best epoch's parameters travel in the checkpoint
 	return s
 }
 

@@ -87,13 +87,13 @@ func Run(ctx context.Context, spec api.TrainSpec, opt Options) (api.Metrics, err
 		st: trainState{BestValLoss: math.MaxFloat64}}
 	loop.specJSON, _ = json.Marshal(spec)
 	if opt.Resume {
-		switch st, err := loadCheckpoint(loop.ckpt, net, loop.optim, loop.specJSON); {
+		switch st, best, err := loadCheckpoint(loop.ckpt, net, loop.optim, loop.specJSON); {
 		case errors.Is(err, errNoCheckpoint):
 			logf("resume: no checkpoint in %s; starting from scratch", opt.OutDir)
 		case err != nil:
 			return api.Metrics{}, err
 		default:
-			loop.st = st
+			loop.st, loop.best = st, best
 			logf("resume: from epoch %d step %d", st.Epoch+1, st.Step)
 		}
 	}

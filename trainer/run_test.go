@@ -3,6 +3,8 @@ package trainer
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,19 +76,43 @@ func TestRunIris(t *testing.T) {
 }
 
 // TestEarlyStopping: with a learning rate far too high the validation loss
-// stops improving, and the run stops after `early_stopping` bad epochs.
+// stops improving, the run stops after `early_stopping` bad epochs, and the
+// best epoch's parameters are the ones saved.
 func TestEarlyStopping(t *testing.T) {
 	s := irisSpec()
 	s.Epochs = 200
 	s.EarlyStopping = 3
 	s.Optimizer = api.OptimizerSpec{Name: "sgd", LR: 5, Momentum: 0.9}
 	var log bytes.Buffer
-	m, err := Run(context.Background(), s, Options{OutDir: t.TempDir(), Log: &log})
+	dir := t.TempDir()
+	m, err := Run(context.Background(), s, Options{OutDir: dir, Log: &log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m.EpochsRun >= 200 || !strings.Contains(log.String(), "early stopping") {
 		t.Errorf("ran %d of 200 epochs; log:\n%s", m.EpochsRun, log.String())
+	}
+	// The saved model is the best epoch's: its validation loss is the
+	// lowest of all epochs, and reloading it reproduces that loss.
+	best := math.MaxFloat64
+	for _, line := range strings.Split(log.String(), "\n") {
+		var e, n int
+		var train, val float64
+		if _, err := fmt.Sscanf(line, "epoch %d/%d: train loss %g, val loss %g", &e, &n, &train, &val); err == nil {
+			best = min(best, val)
+		}
+	}
+	if math.Abs(m.ValLoss-best) > 5e-5 {
+		t.Errorf("val loss %g, best epoch's %g", m.ValLoss, best)
+	}
+	model, err := LoadModel(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Default()
+	d, _ := prepareData(s)
+	if ev := evaluate(model.be, model.net, model.Pre, d.val); math.Abs(ev.loss-m.ValLoss) > 1e-9 {
+		t.Errorf("saved model's val loss %g, metrics say %g", ev.loss, m.ValLoss)
 	}
 }
 
