@@ -168,7 +168,25 @@ workload: {train: {dataset: {path: %s/iris.csv, label: colour}}}`, data))
 	if j.Metrics == nil || j.Metrics.EpochsRun != 30 || j.Metrics.TestAccuracy == nil || j.EnergyJ <= 0 {
 		t.Fatalf("metrics %+v, energy %v", j.Metrics, j.EnergyJ)
 	}
+	// The agent uploaded the model: schedulerd serves predictions from it.
+	reply, err := f.c.Predict(context.Background(), ok, []map[string]any{
+		{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2},
+		{"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reply.Predictions) != 2 || reply.Predictions[0].Label != "setosa" || reply.Predictions[1].Label != "virginica" {
+		t.Fatalf("predictions = %+v", reply.Predictions)
+	}
+	if _, err := f.c.Predict(context.Background(), ok, []map[string]any{{"sepal_length": 5.1}}); err == nil {
+		t.Fatal("a row missing features must be refused")
+	}
 	j = f.waitState(bad, api.StateFailed, time.Minute)
+	if _, err := f.c.Predict(context.Background(), bad, []map[string]any{{"a": 1}}); err == nil ||
+		!strings.Contains(err.Error(), "no model stored for job "+bad) {
+		t.Fatalf("predict on a failed job: %v", err)
+	}
 	if want := `"colour"`; !containsStr(j.Reason, want) {
 		t.Fatalf("reason %q should name the missing label column %s", j.Reason, want)
 	}
@@ -188,3 +206,38 @@ func TestTrainMainUsage(t *testing.T) {
 func contains(s []int, v int) bool { return slices.Contains(s, v) }
 
 func containsStr(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestPredictMainPrintsOneRowPerInput(t *testing.T) {
+	out := t.TempDir()
+	data, _ := filepath.Abs("../examples/data")
+	spec := filepath.Join(out, "iris.yaml")
+	os.WriteFile(spec, []byte(fmt.Sprintf(`name: iris
+user: u
+workload: {train: {dataset: {path: %s/iris.csv, label: species}, model: {hidden: [8]}, optimizer: {name: adam, lr: 0.01}, epochs: 40, batch_size: 16}}`, data)), 0o644)
+	if code := TrainMain([]string{"--spec", spec, "--out", out}, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("train exit %d", code)
+	}
+	var stdout strings.Builder
+	if code := PredictMain([]string{"--model", out, "--input", data + "/iris_test.csv"}, &stdout, io.Discard); code != 0 {
+		t.Fatalf("predict exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 31 || lines[0] != "label,p_setosa,p_versicolor,p_virginica" {
+		t.Fatalf("%d lines, header %q", len(lines), lines[0])
+	}
+	// The test file's labels: most predictions must match them.
+	want, _ := os.ReadFile(data + "/iris_test.csv")
+	rows := strings.Split(strings.TrimSpace(string(want)), "\n")[1:]
+	right := 0
+	for i, r := range rows {
+		if strings.HasSuffix(r, ","+strings.Split(lines[i+1], ",")[0]) {
+			right++
+		}
+	}
+	if right < 26 {
+		t.Fatalf("%d of 30 predictions match the labels:\n%s", right, stdout.String())
+	}
+	if code := PredictMain([]string{"--model", t.TempDir(), "--input", data + "/iris_test.csv"}, io.Discard, io.Discard); code != 1 {
+		t.Fatalf("missing model: exit %d, want 1", code)
+	}
+}

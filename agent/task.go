@@ -227,7 +227,7 @@ func (a *Agent) runTrain(ctx context.Context, t *task, as api.Assignment) (strin
 		if rerr != nil {
 			return api.StateFailed, rerr.Error(), nil
 		}
-		return api.StateSucceeded, "", m
+		return api.StateSucceeded, a.uploadModel(as.ID, filepath.Join(dir, "model")), m
 	case errors.As(err, &exit) && exit.ExitCode() == ExitPreempted:
 		return api.StatePreempted, "checkpointed", nil
 	default:
@@ -277,4 +277,22 @@ func (w *tailWriter) last() string {
 	defer w.mu.Unlock()
 	lines := strings.Split(strings.TrimSpace(string(w.buf)), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// uploadModel sends the trained model to schedulerd, which serves predictions
+// from it. A failure does not fail the job: the model stays on this node and
+// the reason says so.
+func (a *Agent) uploadModel(id, dir string) (reason string) {
+	var err error
+	for attempt := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err = a.cfg.Client.UploadModel(ctx, id, dir)
+		cancel()
+		if err == nil {
+			return ""
+		}
+		time.Sleep(time.Duration(attempt+1) * time.Second)
+	}
+	a.cfg.Log.Warn("model upload failed", "job", id, "err", err)
+	return fmt.Sprintf("model upload failed (%v); the model is in %s on %s", err, dir, a.cfg.Name)
 }

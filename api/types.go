@@ -144,3 +144,23 @@ type SubmitReply struct {
 type Error struct {
 	Error string `json:"error"`
 }
+
+// PredictRequest is the body of POST /api/v1/models/{job_id}/predict: rows of
+// feature values by column name, as in the training data.
+type PredictRequest struct {
+	Rows []map[string]any `json:"rows"`
+}
+
+// Prediction is one row's prediction: a class label with the class
+// probabilities, or a regression value.
+type Prediction struct {
+	Label         string             `json:"label,omitempty"`
+	Value         *float64           `json:"value,omitempty"`
+	Probabilities map[string]float64 `json:"probabilities,omitempty"`
+}
+
+// PredictReply answers a PredictRequest, one prediction per row.
+type PredictReply struct {
+	JobID       string       `json:"job_id"`
+	Predictions []Prediction `json:"predictions"`
+}

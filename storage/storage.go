@@ -38,6 +38,7 @@ const lockTimeout = time.Second
 type DB struct {
 	bolt *bolt.DB
 	path string
+	dir  string // the data dir: models live in files beside the database
 }
 
 // Open opens (creating if needed) the database in dataDir. It creates dataDir
@@ -59,7 +60,7 @@ func Open(dataDir string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w; is it a joule database? move it away or use another --data-dir", path, err)
 	}
-	db := &DB{bolt: b, path: path}
+	db := &DB{bolt: b, path: path, dir: dataDir}
 	if err := db.init(); err != nil {
 		b.Close()
 		return nil, err

@@ -1,6 +1,8 @@
 package trainer
 
 import (
+	"github.com/joulehq/joule/api"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,11 +33,7 @@ type Model struct {
 
 // Prediction is one row's prediction: the class and every class's
 // probability for classification, the value for regression.
-type Prediction struct {
-	Label         string             `json:"label,omitempty"`
-	Value         *float64           `json:"value,omitempty"`
-	Probabilities map[string]float64 `json:"probabilities,omitempty"`
-}
+type Prediction = api.Prediction
 
 func lossKind(task string) LossKind {
 	switch task {

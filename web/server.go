@@ -26,6 +26,8 @@ type Server struct {
 	db   *storage.DB
 	now  func() time.Time
 	log  *slog.Logger
+
+	models models
 }
 
 // New loads the stored state into a fresh core.
@@ -112,6 +114,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/nodes", s.listNodes)
 	mux.HandleFunc("POST /api/v1/agents/{node}/register", s.heartbeat)
 	mux.HandleFunc("POST /api/v1/agents/{node}/heartbeat", s.heartbeat)
+	mux.HandleFunc("PUT /api/v1/models/{id}", s.uploadModel)
+	mux.HandleFunc("POST /api/v1/models/{id}/predict", s.predict)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s; see the README for the API", r.Method, r.URL.Path))
 	})

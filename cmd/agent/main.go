@@ -28,6 +28,7 @@ Usage:
   agent [flags]                          run the agent (real GPUs through NVML)
   agent --sim dgxh100 [flags]            run a simulated 8-GPU node (no GPU needed)
   agent train --spec FILE --out DIR      run one training workload alone
+  agent predict --model DIR --input F    print a trained model's predictions for a CSV file
 
 Examples:
   agent --scheduler http://10.0.0.5:7070 --name gpu-node-01
@@ -37,8 +38,13 @@ Flags:
 `
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "train" {
-		os.Exit(agent.TrainMain(os.Args[2:], os.Stdout, os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "train":
+			os.Exit(agent.TrainMain(os.Args[2:], os.Stdout, os.Stderr))
+		case "predict":
+			os.Exit(agent.PredictMain(os.Args[2:], os.Stdout, os.Stderr))
+		}
 	}
 	os.Exit(run(os.Args[1:], os.Stderr))
 }

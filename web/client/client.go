@@ -1,6 +1,7 @@
 package client
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -142,6 +145,23 @@ func (c *Client) Heartbeat(ctx context.Context, node string, hb api.Heartbeat) (
 	return r, err
 }
 
+// UploadModel sends a finished job's model directory (its plain files) to
+// schedulerd, which serves predictions from it.
+func (c *Client) UploadModel(ctx context.Context, jobID, dir string) error {
+	archive, err := tarDir(dir)
+	if err != nil {
+		return fmt.Errorf("upload model of %s: %w", jobID, err)
+	}
+	return c.do(ctx, http.MethodPut, "/api/v1/models/"+url.PathEscape(jobID), bytes.NewReader(archive), nil)
+}
+
+// Predict asks for predictions of a finished job's model on rows of features.
+func (c *Client) Predict(ctx context.Context, jobID string, rows []map[string]any) (api.PredictReply, error) {
+	var out api.PredictReply
+	err := c.do(ctx, http.MethodPost, "/api/v1/models/"+url.PathEscape(jobID)+"/predict", api.PredictRequest{Rows: rows}, &out)
+	return out, err
+}
+
 // Health checks that schedulerd answers /healthz with status "ok".
 func (c *Client) Health(ctx context.Context) error {
 	var r struct {
@@ -161,12 +181,17 @@ func (c *Client) Health(ctx context.Context) error {
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	what := method + " " + path
 	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
+	ctype := "application/json"
+	switch b := body.(type) {
+	case nil:
+	case io.Reader: // a model archive
+		rd, ctype = b, "application/x-tar"
+	default:
+		data, err := json.Marshal(body)
 		if err != nil {
 			return fmt.Errorf("%s: encode request: %w", what, err)
 		}
-		rd = bytes.NewReader(b)
+		rd = bytes.NewReader(data)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
@@ -174,7 +199,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", ctype)
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
@@ -231,4 +256,33 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// tarDir packs the plain files of dir (no subdirectories) into a tar archive.
+func tarDir(dir string) ([]byte, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: e.Name(), Mode: 0o640, Size: int64(len(data))}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
