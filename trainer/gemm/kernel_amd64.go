@@ -62,6 +62,13 @@ func transposeStrip(dst []float32, ldd int, rows *[8][]float32, kc8, lanes int) 
 	transpose8(&dst[0], ldd, &p, kc8/8, lanes)
 }
 
+// useAsmVec selects the AVX vector kernels (Adam); tests turn it off to check
+// the plain loops.
+var useAsmVec = cpu.X86.HasAVX2
+
+//go:noescape
+func adamAVX(params, grads, m1, m2 *float32, n int, c *adamConsts)
+
 func bestKernel() *kernel {
 	if ks := asmKernels(); len(ks) > 0 {
 		return ks[0]

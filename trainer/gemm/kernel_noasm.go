@@ -10,3 +10,9 @@ func asmKernels() []*kernel { return nil }
 func transposeStrip(dst []float32, ldd int, rows *[8][]float32, kc8, lanes int) {
 	panic("gemm: no assembly in this build")
 }
+
+var useAsmVec = false
+
+func adamAVX(params, grads, m1, m2 *float32, n int, c *adamConsts) {
+	panic("gemm: no assembly in this build")
+}

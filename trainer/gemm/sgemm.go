@@ -141,6 +141,10 @@ func (p *problem) run() {
 // for the tasks t < n2 it takes.
 func team(workers, n1, n2 int, phase1, phase2 func(w *workBuf, t int), kn *kernel) {
 	var next1, done1, next2 atomic.Int64
+	packed := make(chan struct{}) // closed when phase 1 is done
+	if n1 == 0 {
+		close(packed)
+	}
 	work := func() {
 		w := kn.work.Get().(*workBuf)
 		defer kn.work.Put(w)
@@ -150,11 +154,16 @@ func team(workers, n1, n2 int, phase1, phase2 func(w *workBuf, t int), kn *kerne
 				break
 			}
 			phase1(w, t)
-			done1.Add(1)
+			if done1.Add(1) == int64(n1) {
+				close(packed)
+			}
 		}
-		for done1.Load() < int64(n1) {
-			runtime.Gosched() // the last phase-1 tasks are being packed
+		// Others are packing the last phase-1 tasks: spin briefly, then
+		// sleep, so that a worker whose core was taken by another process
+		// does not make this one burn its own core.
+		for i := 0; i < 2000 && done1.Load() < int64(n1); i++ {
 		}
+		<-packed
 		for {
 			t := int(next2.Add(1) - 1)
 			if t >= n2 {
