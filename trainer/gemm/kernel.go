@@ -13,6 +13,10 @@ type kernel struct {
 	// where a is a packed mr x kc panel and b a packed kc x nr panel; beta == 0
 	// does not read c.
 	fn func(kc int, a, b, c []float32, ldc int, alpha, beta float32)
+	// edgeFn, when set, is fn for the first edgeRows rows of the tile only:
+	// the cheaper kernel for the last tile of C when few rows are left.
+	edgeFn   func(kc int, a, b, c []float32, ldc int, alpha, beta float32)
+	edgeRows int
 	// asmPack: transposing packs use transposeStrip (AVX, amd64 only).
 	asmPack bool
 	work    sync.Pool // *workBuf

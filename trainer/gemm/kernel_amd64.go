@@ -17,6 +17,18 @@ func kernelAVX512(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 	sgemmKernel14x32AVX512(kc, &a[0], &b[0], &c[0], ldc, alpha, beta, betaMode(beta))
 }
 
+// kernelAVX512Rows4 is kernelAVX512 for the first 4 rows of the tile only.
+func kernelAVX512Rows4(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
+	_ = a[14*kc-1]
+	_ = b[32*kc-1]
+	_ = c[3*ldc+31]
+	sgemmKernel4x32AVX512(kc, &a[0], &b[0], &c[0], ldc, alpha, beta, betaMode(beta))
+}
+
+func init() {
+	avx512Kernel.edgeRows, avx512Kernel.edgeFn = 4, kernelAVX512Rows4
+}
+
 // kernelAVX2 wraps sgemmKernel6x16AVX2 after checking the slices' lengths.
 func kernelAVX2(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 	_ = a[6*kc-1]
@@ -35,6 +47,9 @@ func betaMode(beta float32) int {
 	}
 	return 2
 }
+
+//go:noescape
+func sgemmKernel4x32AVX512(kc int, a, b, c *float32, ldc int, alpha, beta float32, mode int)
 
 //go:noescape
 func sgemmKernel14x32AVX512(kc int, a, b, c *float32, ldc int, alpha, beta float32, mode int)

@@ -278,7 +278,11 @@ func (p *problem) macro(w *workBuf, ap, bp []float32, i0, mh, j0, nw, kc int, be
 				kn.fn(kc, apan, bpan, p.c[off:], p.ldc, p.alpha, beta)
 				continue
 			}
-			kn.fn(kc, apan, bpan, w.tile, nr, p.alpha, 0)
+			if h <= kn.edgeRows {
+				kn.edgeFn(kc, apan, bpan, w.tile, nr, p.alpha, 0)
+			} else {
+				kn.fn(kc, apan, bpan, w.tile, nr, p.alpha, 0)
+			}
 			mergeTile(p.c[off:], p.ldc, w.tile, nr, h, wd, beta)
 		}
 	}
