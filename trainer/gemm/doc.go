@@ -1,5 +1,7 @@
 // Package gemm is the trainer's hot kernel: single-precision matrix
-// multiplication (SGEMM) on row-major slices.
+// multiplication (SGEMM) on row-major slices, and the few vector kernels
+// that a training step runs over every element (Adam, ReLU and its gradient,
+// Saxpy, Add).
 //
 // Sgemm follows the GotoBLAS/BLIS design. op(B) is packed, one k block of kc
 // rows at a time, into panels nr columns wide; op(A) is packed into panels mr
@@ -23,6 +25,10 @@
 // rows of C, packs their op(A) and runs the kernel over them (for products
 // with few rows the roles of A and B swap). Products below a few hundred
 // thousand multiply-adds run on the caller's goroutine alone.
+//
+// The vector kernels use AVX where the CPU has AVX2 and give the same bits as
+// their plain Go loops (same operations, same order, no fused multiply-add),
+// so a caller can switch to them without changing any result.
 //
 // Results are deterministic for a given machine, kernel and k: each element
 // of C is summed in the same order whatever the scheduling.

@@ -82,6 +82,18 @@ func transposeStrip(dst []float32, ldd int, rows *[8][]float32, kc8, lanes int) 
 var useAsmVec = cpu.X86.HasAVX2
 
 //go:noescape
+func saxpyAVX(alpha float32, x, y *float32, n int)
+
+//go:noescape
+func addAVX(dst, src *float32, n int)
+
+//go:noescape
+func reluAVX(y, x *float32, n int)
+
+//go:noescape
+func reluGradAVX(dx, dy, y *float32, n int)
+
+//go:noescape
 func adamAVX(params, grads, m1, m2 *float32, n int, c *adamConsts)
 
 func bestKernel() *kernel {

@@ -16,3 +16,8 @@ var useAsmVec = false
 func adamAVX(params, grads, m1, m2 *float32, n int, c *adamConsts) {
 	panic("gemm: no assembly in this build")
 }
+
+func saxpyAVX(alpha float32, x, y *float32, n int) { panic("gemm: no assembly in this build") }
+func addAVX(dst, src *float32, n int)              { panic("gemm: no assembly in this build") }
+func reluAVX(y, x *float32, n int)                 { panic("gemm: no assembly in this build") }
+func reluGradAVX(dx, dy, y *float32, n int)        { panic("gemm: no assembly in this build") }

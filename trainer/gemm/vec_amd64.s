@@ -57,3 +57,101 @@ loop:
 done:
 	VZEROUPPER
 	RET
+
+// func saxpyAVX(alpha float32, x, y *float32, n int)
+// y[i] += alpha*x[i] for n a multiple of 8 (multiply, then add: no FMA).
+TEXT ·saxpyAVX(SB), NOSPLIT, $0-32
+	VBROADCASTSS alpha+0(FP), Y15
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ   saxpydone
+
+saxpyloop:
+	VMULPS  (SI), Y15, Y0
+	VADDPS  (DI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     saxpyloop
+
+saxpydone:
+	VZEROUPPER
+	RET
+
+// func addAVX(dst, src *float32, n int)
+// dst[i] += src[i] for n a multiple of 8.
+TEXT ·addAVX(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ   adddone
+
+addloop:
+	VMOVUPS (DI), Y0
+	VADDPS  (SI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     addloop
+
+adddone:
+	VZEROUPPER
+	RET
+
+// func reluAVX(y, x *float32, n int)
+// y[i] = max(x[i], 0) as Go computes it, for n a multiple of 8. VMAXPS
+// returns its second source when either is NaN or both are zeros, so max(0,
+// x) keeps NaN; adding +0 then turns -0 into +0 and leaves the rest alone.
+TEXT ·reluAVX(SB), NOSPLIT, $0-24
+	MOVQ   y+0(FP), DI
+	MOVQ   x+8(FP), SI
+	MOVQ   n+16(FP), CX
+	VXORPS Y15, Y15, Y15
+	SHRQ   $3, CX
+	JZ     reludone
+
+reluloop:
+	VMOVUPS (SI), Y0
+	VMAXPS  Y0, Y15, Y0
+	VADDPS  Y15, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     reluloop
+
+reludone:
+	VZEROUPPER
+	RET
+
+// func reluGradAVX(dx, dy, y *float32, n int)
+// dx[i] = y[i] > 0 ? dy[i] : 0 for n a multiple of 8 (ordered compare: NaN
+// gives 0, as in Go).
+TEXT ·reluGradAVX(SB), NOSPLIT, $0-32
+	MOVQ   dx+0(FP), DI
+	MOVQ   dy+8(FP), SI
+	MOVQ   y+16(FP), DX
+	MOVQ   n+24(FP), CX
+	VXORPS Y15, Y15, Y15
+	SHRQ   $3, CX
+	JZ     rgdone
+
+rgloop:
+	VMOVUPS (DX), Y0
+	VCMPPS  $0x1e, Y15, Y0, Y0 // y > 0 (GT_OQ)
+	VANDPS  (SI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	ADDQ    $32, DX
+	DECQ    CX
+	JNZ     rgloop
+
+rgdone:
+	VZEROUPPER
+	RET
