@@ -75,8 +75,20 @@ func BenchmarkSgemmMLP(b *testing.B) {
 	}
 }
 
-// BenchmarkSgemmMLPStep is one training step's worth of the products above.
+// BenchmarkSgemmMLPStep is one training step's worth of the products above,
+// with every kernel.
 func BenchmarkSgemmMLPStep(b *testing.B) {
+	for _, kn := range allKernels() {
+		b.Run(kn.name, func(b *testing.B) {
+			saved := active
+			active = kn
+			defer func() { active = saved }()
+			benchMLPStep(b)
+		})
+	}
+}
+
+func benchMLPStep(b *testing.B) {
 	type op struct {
 		ta, tb   bool
 		m, n, k  int
