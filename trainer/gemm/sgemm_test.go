@@ -253,3 +253,40 @@ func TestKernelName(t *testing.T) {
 	}
 	t.Logf("kernel: %s", KernelName())
 }
+
+// TestSgemmDeterministic checks that the result does not depend on the
+// number of workers or on which worker took which task.
+func TestSgemmDeterministic(t *testing.T) {
+	saved := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(saved)
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, s := range [][5]int{{130, 250, 790, 0, 1}, {20, 600, 300, 1, 0}, {257, 129, 131, 1, 1}} {
+		m, n, k := s[0], s[1], s[2]
+		ta, tb := s[3] == 1, s[4] == 1
+		a, b := randSlice(r, m*k), randSlice(r, k*n)
+		lda, ldb := k, n
+		if ta {
+			lda = m
+		}
+		if tb {
+			ldb = k
+		}
+		var want []float32
+		for _, procs := range []int{1, 2, 3, 8} {
+			runtime.GOMAXPROCS(procs)
+			for range 3 {
+				c := make([]float32, m*n)
+				Sgemm(ta, tb, m, n, k, 1, a, lda, b, ldb, 0, c, n)
+				if want == nil {
+					want = c
+					continue
+				}
+				for i := range c {
+					if math.Float32bits(c[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%dx%dx%d with GOMAXPROCS=%d: c[%d] = %v, first run gave %v", m, n, k, procs, i, c[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
