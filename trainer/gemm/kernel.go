@@ -23,10 +23,26 @@ type kernel struct {
 	shared  sync.Pool // *[]float32
 }
 
-// workBuf is one worker's own pack buffers and edge tile.
+// workBuf is one worker's own pack buffers, grown on demand, and edge tile.
 type workBuf struct {
-	a, b []float32 // an mc x kc block of op(A); a kc x nc block of op(B)
+	a, b []float32 // a band of op(A) or of op(B), kc deep
 	tile []float32
+}
+
+// grownA returns w.a with at least n floats.
+func (w *workBuf) grownA(n int) []float32 {
+	if len(w.a) < n {
+		w.a = make([]float32, n)
+	}
+	return w.a
+}
+
+// grownB returns w.b with at least n floats.
+func (w *workBuf) grownB(n int) []float32 {
+	if len(w.b) < n {
+		w.b = make([]float32, n)
+	}
+	return w.b
 }
 
 // getShared returns a buffer of at least n floats from the pool.
@@ -45,13 +61,7 @@ func newKernel(name string, mr, nr, kc, mc, nc int, fn func(kc int, a, b, c []fl
 	mc = (mc + mr - 1) / mr * mr
 	nc = (nc + nr - 1) / nr * nr
 	kn := &kernel{name: name, mr: mr, nr: nr, kc: kc, mc: mc, nc: nc, fn: fn, asmPack: asmPack}
-	kn.work.New = func() any {
-		return &workBuf{
-			a:    make([]float32, mc*kc),
-			b:    make([]float32, kc*nc),
-			tile: make([]float32, mr*nr),
-		}
-	}
+	kn.work.New = func() any { return &workBuf{tile: make([]float32, mr*nr)} }
 	return kn
 }
 

@@ -126,15 +126,22 @@ func (p *problem) run() {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	tilesM := (p.m + kn.mr - 1) / kn.mr
-	byRows := tilesM >= 2*workers || p.m > kn.mc
-	if byRows {
-		for jc := 0; jc < p.n; jc += kn.nc {
-			p.runRows(workers, jc, min(kn.nc, p.n-jc))
+	mPad := tilesM * kn.mr
+	if tilesM >= 2*workers || p.m > kn.mc || p.k*mPad > maxShared {
+		// Columns in blocks of at most nc, fewer if k is so deep that the
+		// shared op(B) would pass maxShared.
+		nc := max(kn.nr, min(kn.nc, maxShared/p.k/kn.nr*kn.nr))
+		for jc := 0; jc < p.n; jc += nc {
+			p.runRows(workers, jc, min(nc, p.n-jc))
 		}
 		return
 	}
 	p.runCols(workers)
 }
+
+// maxShared bounds, in floats, the packed operand that the workers share
+// (all of k times a block of columns or rows): 64 MiB. Tests lower it.
+var maxShared = 16 << 20
 
 // team runs the phases on workers goroutines: each calls phase1(t) for the
 // tasks t < n1 it takes, waits until all of phase 1 is done, then phase2(t)
@@ -214,7 +221,7 @@ func (p *problem) runRows(workers, jc, nc int) {
 		mh := min(perTask*mr, p.m-i0)
 		for bi := range p.nkb {
 			p0, kc := p.kBlock(bi)
-			packA(w.a, p.a, p.lda, p.transA, i0, mh, p0, kc, mr, kn.asmPack)
+			packA(w.grownA(perTask*mr*kc), p.a, p.lda, p.transA, i0, mh, p0, kc, mr, kn.asmPack)
 			p.macro(w, w.a, bp[p0*ncPad:], i0, mh, jc, nc, kc, p.betaFor(bi))
 		}
 	}
@@ -244,7 +251,7 @@ func (p *problem) runCols(workers int) {
 		nw := min(perTask*nr, p.n-j0)
 		for bi := range p.nkb {
 			p0, kc := p.kBlock(bi)
-			packB(w.b, p.b, p.ldb, p.transB, p0, kc, j0, nw, nr, kn.asmPack)
+			packB(w.grownB(perTask*nr*kc), p.b, p.ldb, p.transB, p0, kc, j0, nw, nr, kn.asmPack)
 			p.macro(w, ap[p0*mPad:], w.b, 0, p.m, j0, nw, kc, p.betaFor(bi))
 		}
 	}

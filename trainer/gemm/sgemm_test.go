@@ -290,3 +290,21 @@ func TestSgemmDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestSgemmColumnBlocks lowers the shared-buffer bound so that deep products
+// are cut into several blocks of columns, as very deep ones would be.
+func TestSgemmColumnBlocks(t *testing.T) {
+	saved := maxShared
+	maxShared = 3000
+	defer func() { maxShared = saved }()
+	for _, kn := range allKernels() {
+		withKernel(t, kn, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(13, 14))
+			for _, s := range [][3]int{{5, 100, 300}, {40, 77, 50}, {3, 40, 5000}} {
+				for _, tb := range []bool{false, true} {
+					check(t, r, gemmCase{transB: tb, m: s[0], n: s[1], k: s[2], alpha: 1, beta: 0.25, padB: 2})
+				}
+			}
+		})
+	}
+}
