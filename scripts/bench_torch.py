@@ -17,21 +17,27 @@ import argparse
 import gzip
 import os
 import sys
+import tempfile
 import time
 
 # OpenBLAS names the kernels it picks on stderr at load time when
-# OPENBLAS_VERBOSE=2; catch that line (fd 2) before torch loads OpenBLAS.
+# OPENBLAS_VERBOSE=2; catch that line (fd 2, into a temporary file) while
+# torch loads OpenBLAS, then pass the rest of what was written on.
 os.environ["OPENBLAS_VERBOSE"] = "2"
-_r, _w = os.pipe()
+_log = tempfile.TemporaryFile()
 _saved = os.dup(2)
-os.dup2(_w, 2)
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-torch.mm(torch.ones(64, 64), torch.ones(64, 64))  # make sure OpenBLAS is loaded
-os.dup2(_saved, 2)
-os.close(_w)
-_blas_log = os.read(_r, 65536).decode(errors="replace")
-os.close(_r)
+os.dup2(_log.fileno(), 2)
+try:
+    import numpy as np  # noqa: E402
+    import torch  # noqa: E402
+    torch.mm(torch.ones(64, 64), torch.ones(64, 64))  # make sure OpenBLAS is loaded
+finally:
+    os.dup2(_saved, 2)
+    os.close(_saved)
+_log.seek(0)
+_blas_log = _log.read().decode(errors="replace")
+_log.close()
+sys.stderr.write("".join(l + "\n" for l in _blas_log.splitlines() if not l.startswith("Core:")))
 
 
 def read_idx(path):
