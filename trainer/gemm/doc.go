@@ -15,7 +15,7 @@
 //
 // The micro-kernel is chosen once, at start-up, from what the CPU offers
 // (golang.org/x/sys/cpu): AVX-512F (14x32 tile), else AVX2 with FMA (6x16
-// tile), both in Go assembly, else a pure-Go 4x4 kernel. The build tag purego,
+// tile), both in Go assembly, else a pure-Go 4x16 kernel. The build tag purego,
 // or any GOARCH other than amd64, keeps only the pure-Go kernel.
 //
 // Work is shared out in two phases of small tasks that the workers (the

@@ -66,7 +66,7 @@ func newKernel(name string, mr, nr, kc, mc, nc int, fn func(kc int, a, b, c []fl
 }
 
 // goKernel is the pure-Go fallback, used where no assembly kernel fits the CPU.
-var goKernel = newKernel("go4x4", 4, 4, 256, 128, 1024, kernelGo4x4, false)
+var goKernel = newKernel("go4x16", 4, 16, 256, 128, 1024, kernelGo4x16, false)
 
 // active is the kernel Sgemm uses; tests swap it to cover every kernel.
 var active = bestKernel()
@@ -74,49 +74,49 @@ var active = bestKernel()
 // KernelName says which micro-kernel Sgemm uses on this machine.
 func KernelName() string { return active.name }
 
-// kernelGo4x4 is the pure-Go micro-kernel: a 4x4 tile held in 16 locals.
-func kernelGo4x4(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
-	var c00, c01, c02, c03 float32
-	var c10, c11, c12, c13 float32
-	var c20, c21, c22, c23 float32
-	var c30, c31, c32, c33 float32
+// kernelGo4x16 is the pure-Go micro-kernel. Go's register allocator spills
+// a register tile of scalars, so the 4x16 tile lives in a stack array that
+// stays in L1, updated one row of 16 at a time (axpy form): a load, a
+// multiply, an add and a store per element, without bounds checks.
+func kernelGo4x16(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
+	var acc [4 * 16]float32
 	a = a[:4*kc]
-	b = b[:4*kc]
-	for p := 0; p+3 < len(a) && p+3 < len(b); p += 4 {
-		a0, a1, a2, a3 := a[p], a[p+1], a[p+2], a[p+3]
-		b0, b1, b2, b3 := b[p], b[p+1], b[p+2], b[p+3]
-		c00 += a0 * b0
-		c01 += a0 * b1
-		c02 += a0 * b2
-		c03 += a0 * b3
-		c10 += a1 * b0
-		c11 += a1 * b1
-		c12 += a1 * b2
-		c13 += a1 * b3
-		c20 += a2 * b0
-		c21 += a2 * b1
-		c22 += a2 * b2
-		c23 += a2 * b3
-		c30 += a3 * b0
-		c31 += a3 * b1
-		c32 += a3 * b2
-		c33 += a3 * b3
+	b = b[:16*kc]
+	for p := 0; p < kc; p++ {
+		bp := b[p*16 : p*16+16 : p*16+16]
+		ap := a[p*4 : p*4+4 : p*4+4]
+		for i := 0; i < 4; i++ {
+			ai := ap[i]
+			r := acc[i*16 : i*16+16 : i*16+16]
+			r[0] += ai * bp[0]
+			r[1] += ai * bp[1]
+			r[2] += ai * bp[2]
+			r[3] += ai * bp[3]
+			r[4] += ai * bp[4]
+			r[5] += ai * bp[5]
+			r[6] += ai * bp[6]
+			r[7] += ai * bp[7]
+			r[8] += ai * bp[8]
+			r[9] += ai * bp[9]
+			r[10] += ai * bp[10]
+			r[11] += ai * bp[11]
+			r[12] += ai * bp[12]
+			r[13] += ai * bp[13]
+			r[14] += ai * bp[14]
+			r[15] += ai * bp[15]
+		}
 	}
-	storeRow4(c[0:4], c00, c01, c02, c03, alpha, beta)
-	storeRow4(c[ldc:ldc+4], c10, c11, c12, c13, alpha, beta)
-	storeRow4(c[2*ldc:2*ldc+4], c20, c21, c22, c23, alpha, beta)
-	storeRow4(c[3*ldc:3*ldc+4], c30, c31, c32, c33, alpha, beta)
-}
-
-func storeRow4(c []float32, v0, v1, v2, v3, alpha, beta float32) {
-	c = c[:4]
-	v0, v1, v2, v3 = alpha*v0, alpha*v1, alpha*v2, alpha*v3
-	if beta == 0 {
-		c[0], c[1], c[2], c[3] = v0, v1, v2, v3
-		return
+	for i := 0; i < 4; i++ {
+		cr := c[i*ldc : i*ldc+16 : i*ldc+16]
+		r := acc[i*16 : i*16+16 : i*16+16]
+		if beta == 0 {
+			for j, v := range r {
+				cr[j] = alpha * v
+			}
+			continue
+		}
+		for j, v := range r {
+			cr[j] = alpha*v + beta*cr[j]
+		}
 	}
-	c[0] = v0 + beta*c[0]
-	c[1] = v1 + beta*c[1]
-	c[2] = v2 + beta*c[2]
-	c[3] = v3 + beta*c[3]
 }
