@@ -72,11 +72,13 @@ func adamSpan(p, g, m, v []float32, c *adamConsts) {
 // adamGo is the plain loop, the reference for the vector kernel.
 func adamGo(p, g, m, v []float32, c *adamConsts) {
 	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	// The float32 conversions round every product, so that no Go compiler
+	// (GOAMD64=v3 would) fuses a multiply and an add into an FMA.
 	for i, w := range p {
-		grad := g[i] + c.weightDecay*w
-		m[i] = c.beta1*m[i] + c.oneMinusBeta1*grad
-		v[i] = c.beta2*v[i] + c.oneMinusBeta2*grad*grad
+		grad := g[i] + float32(c.weightDecay*w)
+		m[i] = float32(c.beta1*m[i]) + float32(c.oneMinusBeta1*grad)
+		v[i] = float32(c.beta2*v[i]) + float32(float32(c.oneMinusBeta2*grad)*grad)
 		denom := float32(math.Sqrt(float64(v[i])))/c.sqrtBC2 + c.eps
-		p[i] = w - c.stepSize*m[i]/denom
+		p[i] = w - float32(c.stepSize*m[i])/denom
 	}
 }

@@ -61,7 +61,7 @@ func checkLen(fn string, a, b int) {
 func saxpyGo(alpha float32, x, y []float32) {
 	x = x[:len(y)]
 	for i, v := range x {
-		y[i] += alpha * v
+		y[i] += float32(alpha * v) // rounded: never fused into an FMA
 	}
 }
 
