@@ -35,6 +35,12 @@ GLOBL maskTable<>(SB), RODATA|NOPTR, $64
 // Transposes an 8 x 8n strip: for q < 8n and i < lanes,
 // dst[q*ldd+i] = rows[i][q]. Lanes past `lanes` of dst are left alone.
 TEXT ·transpose8(SB), NOSPLIT, $0-40
+	// The mask first: under -dynlink a global's address may go through R15.
+	MOVQ lanes+32(FP), BX
+	LEAQ maskTable<>(SB), SI
+	MOVQ $8, AX
+	SUBQ BX, AX
+	LEAQ (SI)(AX*4), SI
 	MOVQ dst+0(FP), DI
 	MOVQ ldd+8(FP), DX
 	SHLQ $2, DX
@@ -48,11 +54,6 @@ TEXT ·transpose8(SB), NOSPLIT, $0-40
 	MOVQ 48(AX), R14
 	MOVQ 56(AX), R15
 	MOVQ n+24(FP), CX
-	MOVQ lanes+32(FP), BX
-	LEAQ maskTable<>(SB), SI
-	MOVQ $8, AX
-	SUBQ BX, AX
-	LEAQ (SI)(AX*4), SI
 	XORQ AX, AX
 	TESTQ CX, CX
 	JZ    done
