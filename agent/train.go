@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/joulehq/joule/api"
@@ -29,7 +30,10 @@ func TrainMain(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: agent train --spec FILE --out DIR [--resume]\n\n"+
 			"Runs the train workload of a job spec alone and writes DIR/metrics.json.\n"+
-			"Relative dataset paths are read relative to the spec file.\n\n")
+			"Relative dataset paths are read relative to the spec file.\n"+
+			"It trains on a CUDA GPU when one is usable (the job spec's device: auto|cpu|cuda),\n"+
+			"the first of $JOULE_GPU_UUIDS when the agent sets it, and says which in its log.\n\n"+
+			"Example:\n  agent train --spec examples/iris-mlp.yaml --out /tmp/iris-run\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -58,6 +62,7 @@ func TrainMain(args []string, stdout, stderr io.Writer) int {
 		Resume:   *resume,
 		Progress: func(p api.Progress) { _ = enc.Encode(trainLine{Progress: &p}) },
 		Log:      stderr,
+		GPUUUIDs: gpuUUIDs(os.Getenv("JOULE_GPU_UUIDS")),
 	})
 	switch {
 	case errors.Is(err, trainer.ErrPreempted):
@@ -69,6 +74,17 @@ func TrainMain(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "done: %d epochs, val accuracy %.4f, %.0f samples/s on %s\n",
 		m.EpochsRun, m.ValAccuracy, m.SamplesPerS, m.Device)
 	return 0
+}
+
+// gpuUUIDs splits the agent's JOULE_GPU_UUIDS (the job's GPUs, comma-separated).
+func gpuUUIDs(env string) []string {
+	var out []string
+	for _, u := range strings.Split(env, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // readTrainSpec reads a job spec file, or failing that a bare train spec, and

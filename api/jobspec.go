@@ -55,6 +55,12 @@ type TrainSpec struct {
 	// EarlyStopping stops after this many epochs without a better validation
 	// loss; 0 turns it off.
 	EarlyStopping int `json:"early_stopping,omitempty"`
+	// Device is where to train: auto (empty: CUDA when a GPU is usable,
+	// else the CPU), cpu, or cuda (fail when no CUDA GPU is usable).
+	Device string `json:"device,omitempty"`
+	// Precision of the GPU's matrix products: fp32 (empty), tf32 or bf16
+	// (tensor cores; data stays FP32). The CPU always computes in FP32.
+	Precision string `json:"precision,omitempty"`
 }
 
 type DatasetSpec struct {
@@ -307,6 +313,10 @@ func (t *TrainSpec) Validate() error {
 		return bad("validation_split", "%g is outside [0, 1)", t.ValidationSplit)
 	case t.EarlyStopping < 0:
 		return bad("early_stopping", "%d is negative; 0 turns it off", t.EarlyStopping)
+	case !oneOf(t.Device, "", "auto", "cpu", "cuda"):
+		return bad("device", "%q: use auto (CUDA when a GPU is usable, else the CPU), cpu or cuda", t.Device)
+	case !oneOf(t.Precision, "", "fp32", "tf32", "bf16"):
+		return bad("precision", "%q: use fp32, tf32 or bf16 (the GPU's matrix products)", t.Precision)
 	}
 	for i, h := range m.Hidden {
 		if h < 1 || h > 65536 {

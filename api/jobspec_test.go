@@ -86,6 +86,8 @@ func TestBadSpecsNameTheField(t *testing.T) {
 		{"activation", base + "workload: {train: {dataset: {path: x.csv}, model: {activation: swish}}}", "workload.train.model.activation: \"swish\""},
 		{"no dataset", base + "workload: {train: {model: {hidden: [4]}}}", "workload.train.dataset.path: required"},
 		{"hidden size", base + "workload: {train: {dataset: {path: x.csv}, model: {hidden: [4, 0]}}}", "workload.train.model.hidden[1]"},
+		{"device", base + "workload: {train: {dataset: {path: x.csv}, device: gpu}}", "workload.train.device: \"gpu\": use auto"},
+		{"precision", base + "workload: {train: {dataset: {path: x.csv}, precision: fp16}}", "workload.train.precision: \"fp16\": use fp32, tf32 or bf16"},
 		{"lr", base + "workload: {train: {dataset: {path: x.csv}, optimizer: {name: sgd, lr: -1}}}", "workload.train.optimizer.lr"},
 		{"two documents", `{"name":"a","user":"b","workload":{"synthetic":{"duration":"1m","utilization":0.5}}} {}`, "one job at a time"},
 	}

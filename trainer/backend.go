@@ -1,12 +1,15 @@
 package trainer
 
+import "github.com/joulehq/joule/trainer/internal/cuda"
+
 // Tensor is a row-major float32 matrix owned by a Backend. Layers, losses and
 // optimisers only pass tensors to Backend methods; host code reads and writes
-// them through Backend.Upload and Backend.Download. A device backend keeps its
-// device buffer in its own field; the CPU backend uses data.
+// them through Backend.Upload and Backend.Download. The CPU backend keeps
+// the values in data, the CUDA backend (cuda.go) in dev.
 type Tensor struct {
 	Rows, Cols int
 	data       []float32
+	dev        *cuda.Buffer
 }
 
 // Len is the number of elements.

@@ -107,6 +107,9 @@ func (l *trainLoop) epoch(ctx context.Context) error {
 		lo := st.Step * l.spec.BatchSize
 		rows := perm[lo:min(lo+l.spec.BatchSize, train.n)]
 		loss := l.step(rows, rng, lr)
+		if err := backendErr(l.be); err != nil {
+			return fmt.Errorf("training failed at epoch %d step %d: %w", epoch+1, st.Step+1, err)
+		}
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
 			return fmt.Errorf("training diverged at epoch %d step %d (loss %g); lower optimizer.lr (now %g) or normalise the features", epoch+1, st.Step+1, loss, lr)
 		}
@@ -180,6 +183,9 @@ func (l *trainLoop) step(rows []int, rng *rand.Rand, lr float64) float64 {
 }
 
 func (l *trainLoop) checkpoint() error {
+	if err := backendErr(l.be); err != nil {
+		return fmt.Errorf("no checkpoint written: %w", err)
+	}
 	l.st.OptimizerStep = l.optim.Step
 	return saveCheckpoint(l.ckpt, l.net, l.optim, l.best, l.st, l.specJSON)
 }

@@ -10,11 +10,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"time"
 
 	"github.com/joulehq/joule/api"
-	"github.com/joulehq/joule/trainer/gemm"
 )
 
 // Options are how a run is hosted: where it writes and whom it tells.
@@ -29,6 +27,10 @@ type Options struct {
 	Progress func(api.Progress)
 	// Log receives human log lines; nil discards them.
 	Log io.Writer
+	// GPUUUIDs are the GPUs the job was given (NVML UUIDs, from the agent's
+	// JOULE_GPU_UUIDS): the CUDA backend trains on the first of them that
+	// CUDA sees. Empty means CUDA device 0.
+	GPUUUIDs []string
 }
 
 // ErrPreempted is returned by Run when its context is cancelled: a
@@ -41,6 +43,8 @@ var ErrPreempted = errors.New("training preempted: checkpoint written; run again
 //  1. check the spec (defaults filled in) and the options;
 //  2. load the data, drop or impute missing values, split train/validation
 //     with the seed, fit preprocessing on the training split (prepareData);
+//     choose the backend: CUDA when the spec allows it and a GPU is usable,
+//     else the CPU (chooseBackend, cuda.go);
 //  3. build the MLP and optimiser from the seed, or restore them from the
 //     checkpoint when resuming;
 //  4. train epoch by epoch (shuffle, mini-batches, optimiser steps),
@@ -72,12 +76,14 @@ func Run(ctx context.Context, spec api.TrainSpec, opt Options) (api.Metrics, err
 		return api.Metrics{}, err
 	}
 	pre, train := data.pre, data.train
-	logf("backend: %s, gemm kernel %s, %d threads", CPU{}.Name(), gemm.KernelName(), runtime.GOMAXPROCS(0))
+	be, err := chooseBackend(spec, opt.GPUUUIDs, logf)
+	if err != nil {
+		return api.Metrics{}, err
+	}
 	logf("data: %d training, %d validation, %d test rows; %d inputs; task %s; %d rows dropped, %d imputed",
 		train.n, rowsOf(data.val), rowsOf(data.test), train.width, pre.Task, data.rowsDropped, data.rowsImputed)
 
 	// 3. Model and optimiser, fresh from the seed or from the checkpoint.
-	be := Backend(CPU{})
 	sizes := append([]int{train.width}, spec.Model.Hidden...)
 	sizes = append(sizes, train.tcols)
 	net := NewMLP(be, sizes, act, float32(spec.Model.Dropout), rand.New(rand.NewPCG(uint64(spec.Seed), streamInit)))
@@ -127,6 +133,9 @@ func Run(ctx context.Context, spec api.TrainSpec, opt Options) (api.Metrics, err
 		}
 	}
 	logf("final metrics on the %s set (%d rows): %s", which, final.n, ev)
+	if err := backendErr(be); err != nil {
+		return m, fmt.Errorf("final evaluation: %w", err)
+	}
 	if err := saveModel(filepath.Join(opt.OutDir, "model"), net, pre); err != nil {
 		return m, err
 	}

@@ -22,6 +22,7 @@ func irisSpec() api.TrainSpec {
 		Epochs:          30,
 		ValidationSplit: 0.2,
 		Seed:            1,
+		Device:          "cpu", // the tests below check the CPU; cuda_test.go compares CUDA with it
 	}
 }
 
