@@ -8,9 +8,19 @@
 // trainLoop (loop.go).
 //
 // Layers, losses and optimisers talk to a Backend (backend.go), never to
-// memory directly, so that a CUDA backend can be added without touching them;
-// the CPU backend (cpu.go) is float32, with GEMM from trainer/gemm (packed,
-// cache-blocked, parallel, AVX-512/AVX2+FMA kernels or pure Go).
+// memory directly. The CPU backend (cpu.go) is float32, with GEMM from
+// trainer/gemm (packed, cache-blocked, parallel, AVX-512/AVX2+FMA kernels or
+// pure Go). The CUDA backend (cuda.go) runs the same operations on a GPU
+// through trainer/internal/cuda, which loads the driver, cuBLAS and NVRTC at
+// run time (no CUDA toolkit at build time) and compiles its kernels once per
+// process; its arithmetic follows the CPU's operation by operation, so the
+// two differ by GEMM rounding only. Run chooses the backend (chooseBackend):
+// with the spec's device auto, CUDA when a GPU is usable (the first of the
+// job's GPUs, by UUID, that CUDA sees), else the CPU, saying why in one log
+// line; device cpu or cuda forces one. precision tf32 or bf16 makes the
+// GPU's GEMMs use tensor cores (FP32 data; the CPU ignores it). The Backend
+// methods return no errors: a CUDA failure is sticky, and the training loop
+// checks it after every step and before every checkpoint.
 //
 // What the spec's words mean here:
 //
@@ -50,7 +60,7 @@
 //   - Reproducibility: the seed fixes the split, the initialisation and,
 //     per epoch e, PCG stream e for the shuffle and the dropout masks.
 //     Results do not depend on the number of cores; they may differ in the
-//     last bits between GEMM kernels (AVX-512, AVX2, pure Go).
+//     last bits between GEMM kernels (AVX-512, AVX2, pure Go, cuBLAS).
 //   - Checkpoints (OutDir/checkpoint.safetensors) hold the parameters,
 //     the optimiser's tensors, and in the metadata the loop state (epoch,
 //     step, RNG state, early-stopping state) and the spec; they are written

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -345,5 +346,18 @@ func TestStandinErrorsAreStickyNotPanics(t *testing.T) {
 	d.Mul(a, a, b, 4) // skipped: the device has failed
 	if l := d.Loss(LossMeanSquaredError, a, b, nil, 2, 2); !math.IsNaN(l) {
 		t.Errorf("Loss after a failure = %v, want NaN", l)
+	}
+}
+
+// The package deals in device pointers only: nothing of joule's.
+func TestImportsNothingOfJoule(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Skipf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.HasPrefix(dep, "github.com/joulehq/joule") && dep != "github.com/joulehq/joule/trainer/internal/cuda" {
+			t.Errorf("trainer/internal/cuda depends on %s", dep)
+		}
 	}
 }
