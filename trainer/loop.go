@@ -130,6 +130,9 @@ func (l *trainLoop) epoch(ctx context.Context) error {
 	st.TrainLoss = st.EpochLossSum / float64(max(st.EpochSamples, 1))
 	if val := l.data.val; val != nil {
 		ev := evaluate(l.be, l.net, l.data.pre, val)
+		if err := backendErr(l.be); err != nil {
+			return fmt.Errorf("validation in epoch %d failed: %w", epoch+1, err)
+		}
 		if math.IsNaN(ev.loss) || math.IsInf(ev.loss, 0) {
 			return fmt.Errorf("training diverged in epoch %d (validation loss %g); lower optimizer.lr (now %g) or normalise the features", epoch+1, ev.loss, lr)
 		}

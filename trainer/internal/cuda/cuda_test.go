@@ -6,24 +6,31 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/joulehq/joule/trainer/internal/cuda/standin"
 )
 
-// standinDir builds the stand-in libraries into a temporary directory and
-// points their call log at dir/calls.log. It skips only where gcc is absent.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	standin.Cleanup()
+	os.Exit(code)
+}
+
+// standinDir builds the stand-in libraries (once per options) and points
+// their call log at a fresh calls.log. It skips only where gcc is absent.
 func standinDir(t *testing.T, opt standin.Options) (dir, logPath string) {
 	t.Helper()
-	dir = t.TempDir()
-	if err := standin.Build(dir, KernelSource(), opt); err != nil {
+	dir, err := standin.Cached(KernelSource(), opt)
+	if err != nil {
 		if errors.Is(err, standin.ErrNoCompiler) {
 			t.Skip(err)
 		}
 		t.Fatal(err)
 	}
-	logPath = filepath.Join(dir, "calls.log")
+	logPath = filepath.Join(t.TempDir(), "calls.log")
 	t.Setenv("JOULE_STANDIN_LOG", logPath)
 	return dir, logPath
 }
@@ -117,7 +124,8 @@ func TestStandinUUIDPicksTheJobsGPU(t *testing.T) {
 	if !strings.Contains(readLog(t, logPath), "cuDevicePrimaryCtxRetain dev=1") {
 		t.Error("the context was not made on device 1")
 	}
-	_, err := Open(Config{Dirs: []string{filepath.Dir(logPath)}, UUIDs: []string{"GPU-deadbeef-0000-0000-0000-000000000000"}})
+	dir, _ := standinDir(t, standin.Options{Devices: 2})
+	_, err := Open(Config{Dirs: []string{dir}, UUIDs: []string{"GPU-deadbeef-0000-0000-0000-000000000000"}})
 	if err == nil || !strings.Contains(err.Error(), "none of the job's GPUs (GPU-deadbeef") || !strings.Contains(err.Error(), "GPU-00010203") {
 		t.Errorf("unknown UUID: error %v, want one naming the job's GPU and the ones CUDA sees", err)
 	}
@@ -292,16 +300,19 @@ func TestStandinKernelsAndLaunchParameters(t *testing.T) {
 	if err := d.Err(); err != nil {
 		t.Fatal(err)
 	}
+	// Kernels run on the compute stream (the stand-in numbers streams in
+	// creation order, across all devices of the test binary).
 	log := readLog(t, logPath)
 	for _, want := range []string{
-		"cuLaunchKernel k_add_row_vector grid=1 block=256 stream=0",
-		"cuLaunchKernel k_softmax_xent grid=1 block=256 stream=0",
-		"cuLaunchKernel k_sum_partial grid=1 block=256 stream=0",
-		"cuLaunchKernel k_sum_final grid=1 block=1 stream=0",
-		"cuLaunchKernel k_adam grid=1 block=256 stream=0",
+		`cuLaunchKernel k_add_row_vector grid=1 block=256 stream=(\d+)`,
+		`cuLaunchKernel k_softmax_xent grid=1 block=256 stream=(\d+)`,
+		`cuLaunchKernel k_sum_partial grid=1 block=256 stream=(\d+)`,
+		`cuLaunchKernel k_sum_final grid=1 block=1 stream=(\d+)`,
+		`cuLaunchKernel k_adam grid=1 block=256 stream=(\d+)`,
 	} {
-		if !strings.Contains(log, want) {
-			t.Errorf("call log lacks %q", want)
+		m := regexp.MustCompile(want).FindStringSubmatch(log)
+		if m == nil || m[1] == "-1" {
+			t.Errorf("call log lacks %q on a created stream", want)
 		}
 	}
 }
@@ -321,14 +332,26 @@ func TestStandinRepeatedUploadsArePinnedAndAsync(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := readLog(t, logPath)
-	if n := strings.Count(log, "cuMemcpyHtoDAsync_v2 bytes=16 stream=1"); n != 4 {
-		t.Errorf("%d asynchronous uploads on the copy stream, want 4:\n%s", n, log)
+	copies := regexp.MustCompile(`cuMemcpyHtoDAsync_v2 bytes=16 stream=(\d+)`).FindAllStringSubmatch(log, -1)
+	if len(copies) != 4 {
+		t.Fatalf("%d asynchronous uploads, want 4:\n%s", len(copies), log)
 	}
 	if n := strings.Count(log, "cuMemcpyHtoD_v2 bytes=16"); n != 1 {
 		t.Errorf("%d synchronous uploads, want 1 (the first)", n)
 	}
-	if !strings.Contains(log, "cuStreamWaitEvent stream=1") || !strings.Contains(log, "cuStreamWaitEvent stream=0") {
-		t.Error("the streams do not wait for each other's events")
+	// The copies go on a stream of their own, which waits for the compute
+	// stream's marks, and the compute stream waits for the copies.
+	d.Mul(b, b, b, 4)
+	d.download(b)
+	log = readLog(t, logPath)
+	compute := regexp.MustCompile(`cuLaunchKernel k_mul grid=1 block=256 stream=(\d+)`).FindStringSubmatch(log)
+	if compute == nil || compute[1] == copies[0][1] {
+		t.Fatalf("kernels and copies on the same stream %s:\n%s", copies[0][1], log)
+	}
+	for _, s := range []string{copies[0][1], compute[1]} {
+		if !strings.Contains(log, "cuStreamWaitEvent stream="+s+"\n") {
+			t.Errorf("stream %s never waits for an event", s)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@
 package standin
 
 import (
+	"crypto/sha256"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -17,7 +18,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 )
 
 //go:embed standin.c.in
@@ -87,6 +90,50 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+var (
+	cacheMu sync.Mutex
+	cache   = map[string]string{}
+	root    string
+)
+
+// Cached is Build into a directory shared by every call with the same
+// kernels and options in this process, so a test binary compiles each
+// variant once. Cleanup removes the directories.
+func Cached(kernelSource string, opt Options) (string, error) {
+	cacheMu.Lock()
+	defer cacheMu.Unlock()
+	key := fmt.Sprintf("%x %+v", sha256.Sum256([]byte(kernelSource)), opt)
+	if dir, ok := cache[key]; ok {
+		return dir, nil
+	}
+	if root == "" {
+		r, err := os.MkdirTemp("", "joule-cuda-standin-")
+		if err != nil {
+			return "", err
+		}
+		root = r
+	}
+	dir := filepath.Join(root, strconv.Itoa(len(cache)))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := Build(dir, kernelSource, opt); err != nil {
+		return "", err
+	}
+	cache[key] = dir
+	return dir, nil
+}
+
+// Cleanup removes what Cached built; call it from TestMain.
+func Cleanup() {
+	cacheMu.Lock()
+	defer cacheMu.Unlock()
+	if root != "" {
+		os.RemoveAll(root)
+	}
+	root, cache = "", map[string]string{}
 }
 
 var kernelDecl = regexp.MustCompile(`KERNEL void (\w+)\(([^)]*)\)`)
