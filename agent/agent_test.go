@@ -241,3 +241,18 @@ workload: {train: {dataset: {path: %s/iris.csv, label: species}, model: {hidden:
 		t.Fatalf("missing model: exit %d, want 1", code)
 	}
 }
+
+func TestGPUUUIDsFromTheEnvironment(t *testing.T) {
+	for _, c := range []struct {
+		env  string
+		want []string
+	}{
+		{"", nil},
+		{"GPU-a", []string{"GPU-a"}},
+		{"GPU-a, GPU-b,,", []string{"GPU-a", "GPU-b"}},
+	} {
+		if got := gpuUUIDs(c.env); !slices.Equal(got, c.want) {
+			t.Errorf("gpuUUIDs(%q) = %q, want %q", c.env, got, c.want)
+		}
+	}
+}

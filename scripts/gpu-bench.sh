@@ -24,6 +24,10 @@
 # side, and either go or a prebuilt trainer test binary (TRAINER_TEST, or
 # .gpu/tests/trainer.test from ../shared/gpu/prepare.sh).
 set -uo pipefail
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+	sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+	exit 0
+fi
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
