@@ -95,17 +95,17 @@ run() {
 	local label=$1 r
 	for r in $(seq "$RUNS"); do
 		( cd trainer && JOULE_BENCH_PRECISION=$PRECISION "$PY" ../scripts/gpu_bench.py measure -- "$bin" -test.run '^$' \
-			-test.bench '^BenchmarkGPUStepMNIST$' -test.benchtime "${MNIST_STEPS}x" ) >"$tmp/$label.joule.mnist.$r" 2>&1
+			-test.v -test.bench '^BenchmarkGPUStepMNIST$' -test.benchtime "${MNIST_STEPS}x" ) >"$tmp/$label.joule.mnist.$r" 2>&1
 		"$PY" scripts/gpu_bench.py measure -- "$PY" scripts/gpu_bench.py torch --model mnist --steps "$MNIST_STEPS" \
 			--precision "$PRECISION" >"$tmp/$label.torch.mnist.$r" 2>&1
 		( cd trainer && JOULE_BENCH_PRECISION=$PRECISION "$PY" ../scripts/gpu_bench.py measure -- "$bin" -test.run '^$' \
-			-test.bench '^BenchmarkGPUStepWide$' -test.benchtime "${WIDE_STEPS}x" ) >"$tmp/$label.joule.wide.$r" 2>&1
+			-test.v -test.bench '^BenchmarkGPUStepWide$' -test.benchtime "${WIDE_STEPS}x" ) >"$tmp/$label.joule.wide.$r" 2>&1
 		"$PY" scripts/gpu_bench.py measure -- "$PY" scripts/gpu_bench.py torch --model wide --steps "$WIDE_STEPS" \
 			--precision "$PRECISION" >"$tmp/$label.torch.wide.$r" 2>&1
 	done
 	if ! grep -q '^region' "$tmp/$label.joule.mnist.1"; then
 		echo "joule did not run on the GPU ($label):"
-		tail -5 "$tmp/$label.joule.mnist.1" | sed 's/^/  /'
+		grep -E 'SKIP|FAIL|Error|error|no usable' "$tmp/$label.joule.mnist.1" | head -5 | sed 's/^/  /'
 	fi
 	if ! grep -q '^region' "$tmp/$label.torch.mnist.1"; then
 		echo "PyTorch did not run ($label):"
@@ -132,17 +132,19 @@ labels=(current)
 limits=("$curlim W")
 run current
 if [[ ${GPU_BENCH_SET_LIMITS:-} == 1 ]]; then
-	trap '"$PY" scripts/gpu_bench.py setlimit "$deflim" >/dev/null; rm -rf "$tmp"' EXIT
+	changed=0
+	trap '[[ $changed == 1 ]] && "$PY" scripts/gpu_bench.py setlimit "$deflim" >/dev/null; rm -rf "$tmp"' EXIT
 	for pct in 70 50; do
 		w=$(awk -v d="$deflim" -v p="$pct" -v lo="$minlim" 'BEGIN { w = d * p / 100; if (w < lo) w = lo; printf "%.0f\n", w }')
 		if msg=$("$PY" scripts/gpu_bench.py setlimit "$w" 2>&1); then
+			changed=1
 			labels+=("p$pct"); limits+=("$w W")
 			run "p$pct"
 		else
 			echo "$pct% of the default limit ($w W): not measured: $msg"
 		fi
 	done
-	"$PY" scripts/gpu_bench.py setlimit "$deflim"
+	if [[ $changed == 1 ]]; then "$PY" scripts/gpu_bench.py setlimit "$deflim" && changed=0; fi
 else
 	echo "70% and 50% of the default limit: not measured; GPU_BENCH_SET_LIMITS=1 lets this script set them (root; it restores $deflim W after)"
 fi
