@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -382,5 +383,42 @@ func TestImportsNothingOfJoule(t *testing.T) {
 		if strings.HasPrefix(dep, "github.com/joulehq/joule") && dep != "github.com/joulehq/joule/trainer/internal/cuda" {
 			t.Errorf("trainer/internal/cuda depends on %s", dep)
 		}
+	}
+}
+
+// Over many rows SumRows sums chunks of rows, then the chunks, each in row
+// order: the result is that float32 sum exactly, whatever the grid.
+func TestStandinSumRowsInChunks(t *testing.T) {
+	d, logPath := openStandin(t, standin.Options{}, Config{})
+	for _, rows := range []int{1, 64, 65, 100, 1000} {
+		const cols = 7
+		x := seq(rows*cols, 0.1)
+		want := make([]float32, cols)
+		for c := range cols {
+			var total float32
+			for k := 0; k < rows; k += sumChunkRows {
+				var s float32
+				for r := k; r < min(k+sumChunkRows, rows); r++ {
+					s += x[r*cols+c]
+				}
+				total += s
+			}
+			if rows <= 2*sumChunkRows { // one pass: plain row order
+				total = 0
+				for r := range rows {
+					total += x[r*cols+c]
+				}
+			}
+			want[c] = total
+		}
+		dst := d.NewBuffer(cols)
+		d.SumRows(dst, d.upload(x), rows, cols)
+		close32(t, fmt.Sprintf("SumRows over %d rows", rows), d.download(dst), want, 0)
+	}
+	if err := d.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(readLog(t, logPath), "cuLaunchKernel k_sum_rows_partial grid=1 block=256") {
+		t.Error("no chunked pass over 1000 rows")
 	}
 }

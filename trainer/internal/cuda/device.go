@@ -60,8 +60,8 @@ type Device struct {
 	ctx, stream, copyStream, blas, module uintptr
 	fn                                    []uintptr
 	arena                                 unsafe.Pointer // pinned scratch: launch parameters, GEMM scalars, NVRTC options
-	lossBuf, partial, result              uintptr
-	lossCap                               int
+	lossBuf, partial, result, sumBuf      uintptr
+	lossCap, sumCap                       int
 }
 
 // Open loads the libraries, picks the device, creates its context, streams
@@ -563,8 +563,32 @@ func (d *Device) AddRowVector(x, v *Buffer, rows, cols int) {
 }
 
 // SumRows sets dst (cols values) to the column sums of x (rows x cols).
+// Over many rows it sums chunks of sumChunkRows rows first, then the
+// chunks, both in order: deterministic, though not the CPU's order.
 func (d *Device) SumRows(dst, x *Buffer, rows, cols int) {
-	d.elementwise(kSumRows, cols, ptrArg(dst.ptr()), ptrArg(x.ptr()), intArg(rows), intArg(cols))
+	if rows <= 2*sumChunkRows || cols == 0 {
+		d.elementwise(kSumRows, cols, ptrArg(dst.ptr()), ptrArg(x.ptr()), intArg(rows), intArg(cols))
+		return
+	}
+	pd, px := dst.ptr(), x.ptr()
+	chunks := (rows + sumChunkRows - 1) / sumChunkRows
+	d.do(func() {
+		if d.failed() {
+			return
+		}
+		if n := chunks * cols; n > d.sumCap {
+			if d.sumBuf != 0 {
+				d.libs.cuMemFree(d.sumBuf)
+			}
+			d.sumBuf, d.sumCap = 0, 0
+			if !d.check(d.libs.cuMemAlloc(unsafe.Pointer(&d.sumBuf), uint64(4*n)), "cuMemAlloc") {
+				return
+			}
+			d.sumCap = n
+		}
+		d.launch(kSumRowsPartial, gridFor(chunks*cols), threadsPerBlock, ptrArg(d.sumBuf), ptrArg(px), intArg(rows), intArg(cols), intArg(sumChunkRows))
+		d.launch(kSumRows, gridFor(cols), threadsPerBlock, ptrArg(pd), ptrArg(d.sumBuf), intArg(chunks), intArg(cols))
+	})
 }
 
 // Mul sets dst to a*b elementwise over n values.

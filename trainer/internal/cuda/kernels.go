@@ -41,6 +41,21 @@ KERNEL void k_sum_rows(float* dst, const float* x, int rows, int cols) {
 	}
 }
 
+/* First pass of a column sum over many rows: partial[k][c] is the sum of
+   x[r][c] over chunk k of the rows (chunk rows each, in row order). Then
+   k_sum_rows adds the chunks' partials in order. Many threads (chunks x
+   cols) keep the GPU busy where one thread per column would not. */
+KERNEL void k_sum_rows_partial(float* partial, const float* x, int rows, int cols, int chunk) {
+	long chunks = (rows + chunk - 1) / chunk;
+	GRID_LOOP(i, chunks * cols) {
+		long k = i / cols, c = i % cols;
+		long r0 = k * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
+		float s = 0.0f;
+		for (long r = r0; r < r1; r++) s += x[r * cols + c];
+		partial[i] = s;
+	}
+}
+
 KERNEL void k_mul(float* dst, const float* a, const float* b, int n) {
 	GRID_LOOP(i, n) { dst[i] = a[i] * b[i]; }
 }
@@ -173,7 +188,7 @@ KERNEL void k_adam(float* p, const float* g, float* m, float* v, int n, float st
 // kernelNames lists the kernels loaded from the module, in the order of
 // the kernel constants below.
 var kernelNames = []string{
-	"k_add_row_vector", "k_sum_rows", "k_mul", "k_activate", "k_activate_grad",
+	"k_add_row_vector", "k_sum_rows", "k_sum_rows_partial", "k_mul", "k_activate", "k_activate_grad",
 	"k_softmax_xent", "k_bce", "k_mse", "k_sum_partial", "k_sum_final",
 	"k_softmax", "k_sigmoid", "k_copy", "k_sgd", "k_adam",
 }
@@ -182,6 +197,7 @@ var kernelNames = []string{
 const (
 	kAddRowVector = iota
 	kSumRows
+	kSumRowsPartial
 	kMul
 	kActivate
 	kActivateGrad
@@ -199,6 +215,10 @@ const (
 
 // sumThreads is the block size of k_sum_partial: the number of partials.
 const sumThreads = 256
+
+// sumChunkRows is the rows per chunk of k_sum_rows_partial; SumRows over at
+// most 2*sumChunkRows rows takes one pass.
+const sumChunkRows = 32
 
 // KernelSource returns the CUDA C text (for the stand-in tests).
 func KernelSource() string { return kernelSource }
