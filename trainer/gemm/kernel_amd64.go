@@ -1,5 +1,7 @@
 //go:build !purego
 
+//go:generate go run ./internal/gen512 -o kernel512_amd64.s
+
 package gemm
 
 import "golang.org/x/sys/cpu"
