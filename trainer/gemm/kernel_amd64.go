@@ -98,6 +98,20 @@ func reluGradAVX(dx, dy, y *float32, n int)
 //go:noescape
 func adamAVX(params, grads, m1, m2 *float32, n int, c *adamConsts)
 
+//go:noescape
+func copyStrip(dst *float32, ldd int, src *float32, lds int, n int, w int)
+
+// copyRows sets dst[r*ldd+j] = src[r*lds+j] for r < n, j < w, checking every
+// bound first.
+func copyRows(dst []float32, ldd int, src []float32, lds, n, w int) {
+	if n == 0 || w == 0 {
+		return
+	}
+	_ = dst[(n-1)*ldd+w-1]
+	_ = src[(n-1)*lds+w-1]
+	copyStrip(&dst[0], ldd, &src[0], lds, n, w)
+}
+
 func bestKernel() *kernel {
 	if ks := asmKernels(); len(ks) > 0 {
 		return ks[0]

@@ -21,3 +21,7 @@ func saxpyAVX(alpha float32, x, y *float32, n int) { panic("gemm: no assembly in
 func addAVX(dst, src *float32, n int)              { panic("gemm: no assembly in this build") }
 func reluAVX(y, x *float32, n int)                 { panic("gemm: no assembly in this build") }
 func reluGradAVX(dx, dy, y *float32, n int)        { panic("gemm: no assembly in this build") }
+
+func copyRows(dst []float32, ldd int, src []float32, lds, n, w int) {
+	panic("gemm: no assembly in this build")
+}

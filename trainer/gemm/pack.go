@@ -17,9 +17,17 @@ func packA(dst, a []float32, lda int, trans bool, i0, mc, p0, kc, mr int, asm bo
 		h := min(mr, mc-r)
 		if trans {
 			// op(A) = A^T: column p of op(A) is row p of a, contiguous.
-			for p := 0; p < kc; p++ {
-				copy(panel[p*mr:p*mr+h], a[(p0+p)*lda+i0+r:])
-				clear(panel[p*mr+h : p*mr+mr])
+			if asm {
+				copyRows(panel, mr, a[p0*lda+i0+r:], lda, kc, h)
+			} else {
+				for p := 0; p < kc; p++ {
+					copy(panel[p*mr:p*mr+h], a[(p0+p)*lda+i0+r:])
+				}
+			}
+			if h < mr {
+				for p := 0; p < kc; p++ {
+					clear(panel[p*mr+h : p*mr+mr])
+				}
 			}
 			continue
 		}
@@ -63,9 +71,17 @@ func packB(dst, b []float32, ldb int, trans bool, p0, kc, j0, nc, nr int, asm bo
 		w := min(nr, nc-s)
 		if !trans {
 			// op(B) = B: row p of the panel is contiguous in b.
-			for p := 0; p < kc; p++ {
-				copy(panel[p*nr:p*nr+w], b[(p0+p)*ldb+j0+s:])
-				clear(panel[p*nr+w : p*nr+nr])
+			if asm {
+				copyRows(panel, nr, b[p0*ldb+j0+s:], ldb, kc, w)
+			} else {
+				for p := 0; p < kc; p++ {
+					copy(panel[p*nr:p*nr+w], b[(p0+p)*ldb+j0+s:])
+				}
+			}
+			if w < nr {
+				for p := 0; p < kc; p++ {
+					clear(panel[p*nr+w : p*nr+nr])
+				}
 			}
 			continue
 		}

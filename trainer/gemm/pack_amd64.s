@@ -122,3 +122,56 @@ next:
 done:
 	VZEROUPPER
 	RET
+
+// func copyStrip(dst *float32, ldd int, src *float32, lds int, n int, w int)
+//
+// Copies n rows of w floats (w >= 1): dst[r*ldd+j] = src[r*lds+j] for j < w.
+// Whole groups of 8 go through YMM registers, the last w%8 through masked
+// moves, which never touch memory past the row.
+TEXT ·copyStrip(SB), NOSPLIT, $0-48
+	MOVQ w+40(FP), BX
+	MOVQ BX, R10
+	ANDQ $7, R10
+	LEAQ maskTable<>(SB), R11
+	MOVQ $8, AX
+	SUBQ R10, AX
+	VMOVUPS (R11)(AX*4), Y15
+	MOVQ dst+0(FP), DI
+	MOVQ ldd+8(FP), DX
+	SHLQ $2, DX
+	MOVQ src+16(FP), SI
+	MOVQ lds+24(FP), R8
+	SHLQ $2, R8
+	MOVQ n+32(FP), CX
+	SHRQ $3, BX // whole groups of 8
+	TESTQ CX, CX
+	JZ    copydone
+
+copyrow:
+	XORQ AX, AX
+	MOVQ BX, R9
+	TESTQ R9, R9
+	JZ    copytail
+
+copy8:
+	VMOVUPS (SI)(AX*1), Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ    $32, AX
+	DECQ    R9
+	JNZ     copy8
+
+copytail:
+	TESTQ      R10, R10
+	JZ         copynext
+	VMASKMOVPS (SI)(AX*1), Y15, Y0
+	VMASKMOVPS Y0, Y15, (DI)(AX*1)
+
+copynext:
+	ADDQ DX, DI
+	ADDQ R8, SI
+	DECQ CX
+	JNZ  copyrow
+
+copydone:
+	VZEROUPPER
+	RET
