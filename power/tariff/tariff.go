@@ -1,0 +1,362 @@
+package tariff
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+	_ "time/tzdata" // CRON_TZ names resolve on machines without zoneinfo
+
+	"github.com/robfig/cron/v3"
+)
+
+// Idle-energy policies: what happens to the energy a node's GPUs draw while
+// they hold no job.
+const (
+	IdleKeep  = "keep"  // stays the node's idle energy
+	IdleShare = "share" // shared among the node's running jobs by GPU count
+)
+
+// MaxWindow is the longest a window may last: Segments looks this far back for
+// a window that began before the interval it is asked about.
+const MaxWindow = 7 * 24 * time.Hour
+
+// Tariff is what staff set with PUT /api/v1/tariff and what the simulator's
+// --tariff FILE reads. The defaults apply outside every window.
+type Tariff struct {
+	Currency    string  `json:"currency"`
+	PricePerKWh float64 `json:"price_per_kwh"`
+	GCO2PerKWh  float64 `json:"gco2_per_kwh"`
+	// Name labels the default rate in reasons and charts ("off-peak").
+	Name string `json:"name,omitempty"`
+	// PUE (power usage effectiveness) scales GPU energy to facility energy:
+	// cost and CO2 are charged on EnergyJ*PUE.
+	PUE     float64  `json:"pue"`
+	Windows []Window `json:"windows,omitempty"`
+	// IdleEnergy is "keep" (default) or "share".
+	IdleEnergy string `json:"idle_energy,omitempty"`
+}
+
+// Window is a span from each firing of Start to the next firing of End, with
+// its own rate. Where windows overlap, the first listed wins.
+type Window struct {
+	Name        string  `json:"name,omitempty"`
+	Start       string  `json:"start"`
+	End         string  `json:"end"`
+	PricePerKWh float64 `json:"price_per_kwh"`
+	GCO2PerKWh  float64 `json:"gco2_per_kwh"`
+}
+
+// Default is the tariff in force until staff set one: a flat rate, PUE 1.
+func Default() Tariff {
+	return Tariff{Currency: "EUR", PricePerKWh: 0.10, GCO2PerKWh: 300, PUE: 1, IdleEnergy: IdleKeep}
+}
+
+// Rate is the price and carbon intensity in force.
+type Rate struct {
+	PricePerKWh float64
+	GCO2PerKWh  float64
+	// Window is the index of the window in force, -1 for the default rate.
+	Window int
+	Name   string
+}
+
+// Plan is a validated tariff with its schedules parsed. It is immutable and
+// safe for concurrent use.
+type Plan struct {
+	t      Tariff
+	starts []cron.Schedule
+	ends   []cron.Schedule
+}
+
+var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ParseSchedule parses one cron expression (minute hour day-of-month month
+// day-of-week, optionally prefixed "CRON_TZ=Zone "). It never panics: robfig
+// v3.0.1 panics on a CRON_TZ prefix without a schedule, which is refused here.
+func ParseSchedule(spec string) (s cron.Schedule, err error) {
+	spec = strings.TrimSpace(spec)
+	if spec == "" {
+		return nil, errors.New(`empty; write a cron expression such as "0 8 * * 1-5" (minute hour day-of-month month day-of-week)`)
+	}
+	if strings.HasPrefix(spec, "CRON_TZ=") || strings.HasPrefix(spec, "TZ=") {
+		if !strings.Contains(spec, " ") {
+			return nil, fmt.Errorf("%q has a time zone but no schedule; write e.g. \"CRON_TZ=Europe/Berlin 0 8 * * 1-5\"", spec)
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			s, err = nil, fmt.Errorf("%q is not a cron expression (%v); write e.g. \"0 8 * * 1-5\"", spec, r)
+		}
+	}()
+	s, err = parser.Parse(spec)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %v; write minute hour day-of-month month day-of-week, e.g. \"0 8 * * 1-5\", optionally prefixed \"CRON_TZ=Europe/Berlin \"", spec, err)
+	}
+	return s, nil
+}
+
+// FieldError names the field that is wrong and says how to fix it.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return "tariff " + e.Field + ": " + e.Msg }
+
+// checkFrom is where Compile samples each window's length: a fixed instant,
+// so that validation never reads the wall clock.
+var checkFrom = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Compile fills in defaults, validates the tariff and parses its schedules.
+func Compile(t Tariff) (*Plan, error) {
+	bad := func(field, format string, a ...any) error {
+		return &FieldError{Field: field, Msg: fmt.Sprintf(format, a...)}
+	}
+	if t.Currency == "" {
+		t.Currency = "EUR"
+	}
+	if t.PUE == 0 {
+		t.PUE = 1
+	}
+	if t.IdleEnergy == "" {
+		t.IdleEnergy = IdleKeep
+	}
+	if t.Name == "" {
+		t.Name = "default rate"
+	}
+	switch {
+	case len(t.Currency) > 8:
+		return nil, bad("currency", "%q: use a short code such as \"EUR\"", t.Currency)
+	case !finite(t.PricePerKWh) || t.PricePerKWh < 0:
+		return nil, bad("price_per_kwh", "%v: give a price of 0 or more per kWh", t.PricePerKWh)
+	case !finite(t.GCO2PerKWh) || t.GCO2PerKWh < 0:
+		return nil, bad("gco2_per_kwh", "%v: give grams of CO2 per kWh, 0 or more", t.GCO2PerKWh)
+	case !finite(t.PUE) || t.PUE < 1 || t.PUE > 5:
+		return nil, bad("pue", "%v: power usage effectiveness lies in 1..5 (1.0 = no facility overhead)", t.PUE)
+	case t.IdleEnergy != IdleKeep && t.IdleEnergy != IdleShare:
+		return nil, bad("idle_energy", "%q: use keep (idle energy stays the node's) or share (shared among its running jobs)", t.IdleEnergy)
+	case len(t.Windows) > 64:
+		return nil, bad("windows", "%d windows; at most 64", len(t.Windows))
+	}
+	p := &Plan{t: t}
+	p.t.Windows = slices.Clone(t.Windows)
+	for i := range p.t.Windows {
+		w := &p.t.Windows[i]
+		f := fmt.Sprintf("windows[%d]", i)
+		if w.Name == "" {
+			w.Name = fmt.Sprintf("window %d", i+1)
+		}
+		start, err := ParseSchedule(w.Start)
+		if err != nil {
+			return nil, bad(f+".start", "%v", err)
+		}
+		end, err := ParseSchedule(w.End)
+		if err != nil {
+			return nil, bad(f+".end", "%v", err)
+		}
+		switch {
+		case !finite(w.PricePerKWh) || w.PricePerKWh < 0:
+			return nil, bad(f+".price_per_kwh", "%v: give a price of 0 or more per kWh", w.PricePerKWh)
+		case !finite(w.GCO2PerKWh) || w.GCO2PerKWh < 0:
+			return nil, bad(f+".gco2_per_kwh", "%v: give grams of CO2 per kWh, 0 or more", w.GCO2PerKWh)
+		}
+		s := start.Next(checkFrom)
+		if s.IsZero() {
+			return nil, bad(f+".start", "%q never fires; check the day and month fields", w.Start)
+		}
+		for range 16 {
+			e := end.Next(s)
+			if e.IsZero() || e.Sub(s) > MaxWindow {
+				return nil, bad(f+".end", "%q does not follow start %q within 7 days (from %s); a window must end within a week of its start",
+					w.End, w.Start, s.Format(time.RFC3339))
+			}
+			if s = start.Next(s); s.IsZero() {
+				break
+			}
+		}
+		p.starts = append(p.starts, start)
+		p.ends = append(p.ends, end)
+	}
+	return p, nil
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+// Tariff returns the tariff with its defaults filled in.
+func (p *Plan) Tariff() Tariff {
+	t := p.t
+	t.Windows = slices.Clone(p.t.Windows)
+	return t
+}
+
+// PUE is the facility overhead factor.
+func (p *Plan) PUE() float64 { return p.t.PUE }
+
+// Currency is the tariff's currency code.
+func (p *Plan) Currency() string { return p.t.Currency }
+
+// ShareIdle says whether idle energy is shared among running jobs.
+func (p *Plan) ShareIdle() bool { return p.t.IdleEnergy == IdleShare }
+
+func (p *Plan) rate(i int) Rate {
+	if i < 0 {
+		return Rate{PricePerKWh: p.t.PricePerKWh, GCO2PerKWh: p.t.GCO2PerKWh, Window: -1, Name: p.t.Name}
+	}
+	w := p.t.Windows[i]
+	return Rate{PricePerKWh: w.PricePerKWh, GCO2PerKWh: w.GCO2PerKWh, Window: i, Name: w.Name}
+}
+
+// Segment is a span of time with one rate: [From, To).
+type Segment struct {
+	From, To time.Time
+	Rate
+}
+
+type span struct {
+	from, to time.Time
+	window   int
+}
+
+// Segments splits [from, to) into consecutive spans of constant rate, in
+// order, covering it exactly. It returns nil for an empty interval.
+func (p *Plan) Segments(from, to time.Time) []Segment {
+	if !to.After(from) {
+		return nil
+	}
+	var spans []span
+	cuts := []time.Time{from, to}
+	for i := range p.starts {
+		for s := p.starts[i].Next(from.Add(-MaxWindow - time.Minute)); !s.IsZero() && s.Before(to); s = p.starts[i].Next(s) {
+			e := p.ends[i].Next(s)
+			if e.IsZero() || !e.After(from) {
+				continue
+			}
+			a, b := maxTime(s, from), minTime(e, to)
+			spans = append(spans, span{a, b, i})
+			cuts = append(cuts, a, b)
+		}
+	}
+	slices.SortFunc(cuts, func(a, b time.Time) int { return a.Compare(b) })
+	cuts = slices.CompactFunc(cuts, func(a, b time.Time) bool { return a.Equal(b) })
+	var out []Segment
+	for k := 0; k+1 < len(cuts); k++ {
+		a, b := cuts[k], cuts[k+1]
+		w := -1
+		for _, sp := range spans {
+			if !sp.from.After(a) && sp.to.After(a) && (w < 0 || sp.window < w) {
+				w = sp.window
+			}
+		}
+		if n := len(out); n > 0 && out[n-1].Window == w {
+			out[n-1].To = b
+			continue
+		}
+		out = append(out, Segment{From: a, To: b, Rate: p.rate(w)})
+	}
+	return out
+}
+
+// At is the rate in force at t.
+func (p *Plan) At(t time.Time) Rate {
+	return p.Segments(t, t.Add(time.Nanosecond))[0].Rate
+}
+
+// Charge is what some energy cost.
+type Charge struct {
+	// EnergyJ is the energy measured (GPU energy); FacilityEnergyJ is
+	// EnergyJ*PUE, on which cost and CO2 are charged.
+	EnergyJ         float64
+	FacilityEnergyJ float64
+	Cost            float64
+	CO2G            float64
+}
+
+// Add sums two charges.
+func (c Charge) Add(o Charge) Charge {
+	return Charge{c.EnergyJ + o.EnergyJ, c.FacilityEnergyJ + o.FacilityEnergyJ, c.Cost + o.Cost, c.CO2G + o.CO2G}
+}
+
+// Scale multiplies every part of a charge by f.
+func (c Charge) Scale(f float64) Charge {
+	return Charge{c.EnergyJ * f, c.FacilityEnergyJ * f, c.Cost * f, c.CO2G * f}
+}
+
+const joulesPerKWh = 3.6e6
+
+// ChargeAt prices energy at one rate, PUE on top.
+func (p *Plan) ChargeAt(energyJ float64, r Rate) Charge {
+	fac := energyJ * p.t.PUE
+	kWh := fac / joulesPerKWh
+	return Charge{EnergyJ: energyJ, FacilityEnergyJ: fac, Cost: kWh * r.PricePerKWh, CO2G: kWh * r.GCO2PerKWh}
+}
+
+// Piece is the part of an interval's energy that fell in one segment.
+type Piece struct {
+	From, To time.Time
+	Rate
+	Charge
+}
+
+// Split spreads energyJ, drawn evenly over [from, to), across the rate
+// segments of that interval and prices each piece. A zero-length interval
+// prices all of it at the rate in force at `to`.
+func (p *Plan) Split(energyJ float64, from, to time.Time) []Piece {
+	if !to.After(from) {
+		r := p.At(to)
+		return []Piece{{From: to, To: to, Rate: r, Charge: p.ChargeAt(energyJ, r)}}
+	}
+	total := float64(to.Sub(from))
+	var out []Piece
+	for _, s := range p.Segments(from, to) {
+		e := energyJ * float64(s.To.Sub(s.From)) / total
+		out = append(out, Piece{From: s.From, To: s.To, Rate: s.Rate, Charge: p.ChargeAt(e, s.Rate)})
+	}
+	return out
+}
+
+// PriceIntegral is the integral of the price over [from, to), in price*hours:
+// the cost of running a constant 1 kW load (before PUE) over that interval.
+func (p *Plan) PriceIntegral(from, to time.Time) float64 {
+	var sum float64
+	for _, s := range p.Segments(from, to) {
+		sum += s.PricePerKWh * s.To.Sub(s.From).Hours()
+	}
+	return sum
+}
+
+// Edges lists the instants in (from, to] where the rate changes, in order.
+func (p *Plan) Edges(from, to time.Time) []time.Time {
+	var out []time.Time
+	segs := p.Segments(from, to.Add(time.Nanosecond))
+	for i := 1; i < len(segs); i++ {
+		out = append(out, segs[i].From)
+	}
+	return out
+}
+
+// CronSpecs lists every window's start and end expression, for a daemon that
+// re-plans on window edges.
+func (p *Plan) CronSpecs() []string {
+	var out []string
+	for _, w := range p.t.Windows {
+		out = append(out, w.Start, w.End)
+	}
+	return out
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
