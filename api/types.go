@@ -30,8 +30,14 @@ type Job struct {
 	StartedAt   *time.Time `json:"started_at,omitempty"`
 	FinishedAt  *time.Time `json:"finished_at,omitempty"`
 	EnergyJ     float64    `json:"energy_j"`
-	Progress    *Progress  `json:"progress,omitempty"`
-	Metrics     *Metrics   `json:"metrics,omitempty"`
+	// Cost and CO2G are what EnergyJ cost at the tariff in force when it was
+	// drawn, facility overhead (PUE) included.
+	Cost float64 `json:"cost"`
+	CO2G float64 `json:"co2_g"`
+	// DeferredUntil is when a deferred job is planned to start.
+	DeferredUntil *time.Time `json:"deferred_until,omitempty"`
+	Progress      *Progress  `json:"progress,omitempty"`
+	Metrics       *Metrics   `json:"metrics,omitempty"`
 }
 
 // Progress is a running job's latest progress report.
@@ -84,6 +90,8 @@ type Node struct {
 	GPUs          []GPU     `json:"gpus"`
 	// EnergyJ is the energy its GPUs drew while holding no job.
 	IdleEnergyJ float64 `json:"idle_energy_j"`
+	IdleCost    float64 `json:"idle_cost"`
+	IdleCO2G    float64 `json:"idle_co2_g"`
 }
 
 // GPU is one GPU's identity and latest telemetry.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/joulehq/joule/api"
+	"github.com/joulehq/joule/power/tariff"
 )
 
 // DefaultNodeTimeout is how long a node may stay silent before it is marked
@@ -25,7 +26,21 @@ type Core struct {
 	stopping map[string]bool
 	// NodeTimeout: a node silent for longer is marked down.
 	NodeTimeout time.Duration
+	// tariff prices energy and drives off-peak planning; planned[id] is the
+	// planGen a deferred job's plan was made in.
+	tariff  *tariff.Plan
+	planned map[string]int
+	planGen int
 }
+
+// defaultPlan is the flat default tariff; it always compiles.
+var defaultPlan = func() *tariff.Plan {
+	p, err := tariff.Compile(tariff.Default())
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
 
 // New returns an empty core.
 func New() *Core {
@@ -33,6 +48,8 @@ func New() *Core {
 		jobs:        map[string]*api.Job{},
 		nodes:       map[string]*api.Node{},
 		stopping:    map[string]bool{},
+		planned:     map[string]int{},
+		tariff:      defaultPlan,
 		nextID:      1,
 		NodeTimeout: DefaultNodeTimeout,
 	}
@@ -163,6 +180,40 @@ func (c *Core) Cancel(id string, now time.Time) (api.Job, error) {
 type Changes struct {
 	Jobs  []api.Job
 	Nodes []api.Node
+	// Usage is the energy, cost and CO2 metered, one row per day and job (or
+	// node, for idle energy); storage adds it to its per-day totals.
+	Usage []api.Usage
+}
+
+func (ch *Changes) addUsage(u api.Usage) {
+	for i := range ch.Usage {
+		if ch.Usage[i].Key() == u.Key() {
+			ch.Usage[i].Add(u)
+			return
+		}
+	}
+	ch.Usage = append(ch.Usage, u)
+}
+
+// Merge adds another event's changes to ch.
+func (ch *Changes) Merge(o Changes) {
+	for i := range o.Jobs {
+		ch.addJob(&o.Jobs[i])
+	}
+	for _, n := range o.Nodes {
+		replaced := false
+		for i := range ch.Nodes {
+			if ch.Nodes[i].Name == n.Name {
+				ch.Nodes[i], replaced = n, true
+			}
+		}
+		if !replaced {
+			ch.Nodes = append(ch.Nodes, n)
+		}
+	}
+	for _, u := range o.Usage {
+		ch.addUsage(u)
+	}
 }
 
 func (ch *Changes) addJob(j *api.Job) {

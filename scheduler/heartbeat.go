@@ -18,7 +18,7 @@ func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.Hear
 		n = &api.Node{Name: node}
 		c.nodes[node] = n
 	}
-	c.meterEnergy(n, hb.GPUs, &ch)
+	c.meterEnergy(n, hb.GPUs, now, &ch)
 	n.GPUs = slices.Clone(hb.GPUs)
 	n.State, n.LastHeartbeat = api.NodeUp, now.UTC()
 
@@ -42,31 +42,6 @@ func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.Hear
 	}
 	ch.Nodes = append(ch.Nodes, *n)
 	return c.desired(node, stop), ch
-}
-
-// meterEnergy gives each GPU's energy since the last heartbeat to the job that
-// held it, or to the node's idle energy. A counter that went backwards (driver
-// reload, GPU reset) is re-based and counts nothing for that interval.
-func (c *Core) meterEnergy(n *api.Node, gpus []api.GPU, ch *Changes) {
-	last := map[string]float64{}
-	for _, g := range n.GPUs {
-		last[g.UUID] = g.EnergyJ
-	}
-	holder := c.busyGPUs()[n.Name]
-	for _, g := range gpus {
-		prev, ok := last[g.UUID]
-		if !ok || g.EnergyJ < prev {
-			continue
-		}
-		d := g.EnergyJ - prev
-		if id, held := holder[g.Index]; held {
-			j := c.jobs[id]
-			j.EnergyJ += d
-			ch.addJob(j)
-		} else {
-			n.IdleEnergyJ += d
-		}
-	}
 }
 
 // applyReport updates one job from its agent's report and says whether the

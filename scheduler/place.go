@@ -9,13 +9,22 @@ import (
 	"github.com/joulehq/joule/api"
 )
 
-// Schedule places queued jobs on up nodes, highest priority first, then in
-// submission order. A job that does not fit waits with a reason and does not
-// block smaller jobs behind it.
+// Schedule places waiting jobs on up nodes, highest priority first, then in
+// submission order. The pipeline, per job:
+//  1. a deferrable job asks the off-peak planner (PlanStart) whether to wait
+//     for a cheaper window that still meets its deadline; if so it is
+//     deferred with the plan as its reason;
+//  2. place filters the nodes with enough free GPUs and takes the best fit.
+//
+// A job that does not fit waits with a reason and does not block smaller
+// jobs behind it.
 func (c *Core) Schedule(now time.Time) Changes {
 	var ch Changes
 	free := c.freeGPUs()
 	for _, j := range c.queue() {
+		if j.Spec.Deferrable && c.deferJob(j, now, &ch) {
+			continue
+		}
 		node, gpus, reason := place(j, free)
 		if node == "" {
 			if j.Reason != reason {
@@ -25,7 +34,7 @@ func (c *Core) Schedule(now time.Time) Changes {
 			continue
 		}
 		t := now.UTC()
-		j.State, j.Reason, j.Node, j.GPUIndices, j.StartedAt = api.StateRunning, "", node, gpus, &t
+		j.State, j.Reason, j.Node, j.GPUIndices, j.StartedAt, j.DeferredUntil = api.StateRunning, "", node, gpus, &t, nil
 		free[node] = slices.DeleteFunc(free[node], func(g int) bool { return slices.Contains(gpus, g) })
 		ch.addJob(j)
 	}
@@ -36,7 +45,7 @@ func (c *Core) Schedule(now time.Time) Changes {
 func (c *Core) queue() []*api.Job {
 	var q []*api.Job
 	for _, j := range c.jobs {
-		if j.State == api.StateQueued {
+		if j.State == api.StateQueued || j.State == api.StateDeferred {
 			q = append(q, j)
 		}
 	}

@@ -1,0 +1,171 @@
+package scheduler
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/joulehq/joule/api"
+	"github.com/joulehq/joule/power/tariff"
+)
+
+// DefaultDeadline is a deferrable job's deadline after its submission when
+// its spec gives none.
+const DefaultDeadline = 24 * time.Hour
+
+// DefaultRuntime is the runtime assumed for a deferrable job with neither a
+// walltime nor a synthetic duration.
+const DefaultRuntime = time.Hour
+
+// StartPlan is the off-peak planner's decision for one deferrable job.
+type StartPlan struct {
+	// Start is when the job should start; Start == now means now.
+	Start    time.Time
+	Deadline time.Time
+	Runtime  time.Duration
+	// At and Now are the rates in force at Start and at now.
+	At, Now tariff.Rate
+	// CostPerKW is the price integral over [Start, Start+Runtime), in
+	// currency per kW of draw (before PUE).
+	CostPerKW float64
+	Reason    string
+}
+
+// Deferred says whether the plan is to wait.
+func (p StartPlan) Deferred(now time.Time) bool { return p.Start.After(now) }
+
+// PlanStart picks when a deferrable job of the given runtime should start so
+// that it finishes by its deadline at the least cost: it tries now and every
+// tariff edge up to deadline-runtime, takes the cheapest and, among equally
+// cheap starts, the earliest. A job whose deadline cannot be met by waiting
+// starts now. It is a pure function of its arguments: the daemon and the
+// simulator call it with their own clocks.
+func PlanStart(p *tariff.Plan, now, deadline time.Time, runtime time.Duration) StartPlan {
+	plan := StartPlan{Start: now, Deadline: deadline, Runtime: runtime, Now: p.At(now)}
+	plan.At = plan.Now
+	latest := deadline.Add(-runtime)
+	if latest.Before(now) {
+		plan.CostPerKW = p.PriceIntegral(now, now.Add(runtime))
+		plan.Reason = fmt.Sprintf("starts now: its deadline %s leaves no time to wait (runtime estimate %s)",
+			clock(deadline, now), runtime)
+		return plan
+	}
+	// The cost of a start s is piecewise linear in s, with corners where s
+	// or s+runtime crosses a tariff edge: its minimum over [now, latest] lies
+	// at now, at latest, or at such a corner.
+	cands := []time.Time{latest}
+	for _, e := range p.Edges(now, latest.Add(runtime)) {
+		for _, s := range []time.Time{e, e.Add(-runtime)} {
+			if s.After(now) && !s.After(latest) {
+				cands = append(cands, s)
+			}
+		}
+	}
+	slices.SortFunc(cands, func(a, b time.Time) int { return a.Compare(b) })
+	best := p.PriceIntegral(now, now.Add(runtime))
+	nowCost := best
+	plan.CostPerKW = best
+	for _, t := range cands {
+		if c := p.PriceIntegral(t, t.Add(runtime)); c < best-1e-12*max(1, best) {
+			best, plan.Start, plan.CostPerKW = c, t, c
+		}
+	}
+	plan.At = p.At(plan.Start)
+	if plan.Start.After(now) {
+		plan.Reason = fmt.Sprintf("deferred until %s: %s (now %s); deadline %s is safe",
+			clock(plan.Start, now), describeRun(p, plan.Start, runtime, best), describeRun(p, now, runtime, nowCost), clock(deadline, now))
+	} else {
+		plan.Reason = fmt.Sprintf("cheapest now (%s); deadline %s", describeRun(p, now, runtime, nowCost), clock(deadline, now))
+	}
+	return plan
+}
+
+// describe says what a run of this length starting at t pays: the rate's name
+// and price when one rate covers it, else the average price.
+func describeRun(p *tariff.Plan, t time.Time, runtime time.Duration, cost float64) string {
+	segs := p.Segments(t, t.Add(runtime))
+	if len(segs) <= 1 {
+		r := p.At(t)
+		return fmt.Sprintf("%s %.2f %s/kWh", r.Name, r.PricePerKWh, p.Currency())
+	}
+	return fmt.Sprintf("%.3f %s/kWh on average", cost/runtime.Hours(), p.Currency())
+}
+
+// clock formats t for a reason: "22:00 UTC" today, "Sun 06:00 UTC" within a
+// week, "Dec 24 06:00 UTC" later.
+func clock(t, now time.Time) string {
+	t, now = t.UTC(), now.UTC()
+	switch {
+	case t.Format(time.DateOnly) == now.Format(time.DateOnly):
+		return t.Format("15:04 MST")
+	case t.Sub(now) < 6*24*time.Hour && t.After(now):
+		return t.Format("Mon 15:04 MST")
+	}
+	return t.Format("Jan 2 15:04 MST")
+}
+
+// Estimate is a job's expected remaining runtime and where it comes from: the
+// walltime, the synthetic duration, or DefaultRuntime; less the share a
+// preempted job has already done.
+func Estimate(spec api.JobSpec, progress *api.Progress) time.Duration {
+	d := DefaultRuntime
+	switch {
+	case spec.Walltime != nil:
+		d = spec.Walltime.Duration
+	case spec.Workload.Synthetic != nil:
+		d = spec.Workload.Synthetic.Duration.Duration
+	}
+	if progress != nil && progress.Fraction > 0 && progress.Fraction < 1 {
+		d = time.Duration(float64(d) * (1 - progress.Fraction))
+	}
+	return d
+}
+
+// Deadline is a job's deadline: its spec's, else DefaultDeadline after its
+// submission.
+func Deadline(j *api.Job) time.Time {
+	if j.Spec.Deadline != nil {
+		return *j.Spec.Deadline
+	}
+	return j.SubmittedAt.Add(DefaultDeadline)
+}
+
+// deferJob plans a deferrable waiting job and says whether it waits. A
+// deferred job keeps its plan until its start time comes or the tariff
+// changes (Replan); then it is planned again.
+func (c *Core) deferJob(j *api.Job, now time.Time, ch *Changes) bool {
+	if j.State == api.StateDeferred && j.DeferredUntil != nil && now.Before(*j.DeferredUntil) && c.planned[j.ID] == c.planGen {
+		return true
+	}
+	plan := PlanStart(c.tariff, now, Deadline(j), Estimate(j.Spec, j.Progress))
+	c.planned[j.ID] = c.planGen
+	if plan.Deferred(now) {
+		if j.State != api.StateDeferred || j.Reason != plan.Reason || j.DeferredUntil == nil || !j.DeferredUntil.Equal(plan.Start) {
+			t := plan.Start.UTC()
+			j.State, j.Reason, j.DeferredUntil = api.StateDeferred, plan.Reason, &t
+			ch.addJob(j)
+		}
+		return true
+	}
+	if j.State == api.StateDeferred {
+		j.State, j.DeferredUntil, j.Reason = api.StateQueued, nil, plan.Reason
+		ch.addJob(j)
+	}
+	return false
+}
+
+// SetTariff replaces the tariff and re-plans every deferred job at now.
+func (c *Core) SetTariff(p *tariff.Plan, now time.Time) Changes {
+	c.tariff = p
+	return c.Replan(now)
+}
+
+// Tariff is the tariff in force.
+func (c *Core) Tariff() *tariff.Plan { return c.tariff }
+
+// Replan forgets every deferred job's plan and schedules again: the daemon
+// calls it on each tariff window edge.
+func (c *Core) Replan(now time.Time) Changes {
+	c.planGen++
+	return c.Schedule(now)
+}

@@ -1,0 +1,171 @@
+package scheduler
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/joulehq/joule/api"
+	"github.com/joulehq/joule/power/tariff"
+)
+
+// peakPlan: weekdays 08:00-20:00 UTC cost 0.20, the rest 0.08.
+func peakPlan(t *testing.T) *tariff.Plan {
+	t.Helper()
+	p, err := tariff.Compile(tariff.Tariff{Currency: "EUR", PricePerKWh: 0.08, GCO2PerKWh: 250, PUE: 1.2, Name: "off-peak",
+		Windows: []tariff.Window{{Name: "peak", Start: "0 8 * * 1-5", End: "0 20 * * 1-5", PricePerKWh: 0.20, GCO2PerKWh: 420}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func at(s string) time.Time {
+	t, err := time.Parse("2006-01-02 15:04", s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func TestPlanStart(t *testing.T) {
+	p := peakPlan(t)
+	for _, tc := range []struct {
+		name      string
+		now       string
+		deadline  string
+		runtime   time.Duration
+		wantStart string
+		reason    string
+	}{
+		{"peak, night is cheap and safe", "2026-11-26 14:00", "2026-11-27 06:00", 2 * time.Hour, "2026-11-26 20:00",
+			"deferred until 20:00 UTC: off-peak 0.08 EUR/kWh (now peak 0.20 EUR/kWh); deadline Fri 06:00 UTC is safe"},
+		{"already off-peak", "2026-11-26 21:00", "2026-11-27 06:00", 2 * time.Hour, "2026-11-26 21:00", "cheapest now"},
+		{"deadline too close to wait", "2026-11-26 14:00", "2026-11-26 17:00", 2 * time.Hour, "2026-11-26 14:00", "cheapest now"},
+		{"deadline already unreachable", "2026-11-26 14:00", "2026-11-26 15:00", 2 * time.Hour, "2026-11-26 14:00",
+			"starts now: its deadline 15:00 UTC leaves no time to wait"},
+		// Waiting until 20:00 would end at 04:00, past 03:00; starting at
+		// 19:00 (the latest start) pays one peak hour and seven off-peak ones.
+		{"latest start that meets the deadline", "2026-11-26 14:00", "2026-11-27 03:00", 8 * time.Hour, "2026-11-26 19:00",
+			"deferred until 19:00 UTC: 0.095 EUR/kWh on average (now 0.170 EUR/kWh on average)"},
+		{"half an hour to the window", "2026-11-26 19:30", "2026-11-27 06:00", 8 * time.Hour, "2026-11-26 20:00", "deferred until 20:00"},
+		// Off-peak now, but a 4 h run from 07:00 runs into the 08:00 peak.
+		{"a run that would cross into the peak", "2026-11-27 07:00", "2026-11-28 12:00", 4 * time.Hour, "2026-11-27 20:00",
+			"deferred until 20:00 UTC: off-peak 0.08 EUR/kWh (now 0.170 EUR/kWh on average)"},
+	} {
+		plan := PlanStart(p, at(tc.now), at(tc.deadline), tc.runtime)
+		if !plan.Start.Equal(at(tc.wantStart)) {
+			t.Errorf("%s: start %s, want %s (%s)", tc.name, plan.Start.Format(time.DateTime), tc.wantStart, plan.Reason)
+		}
+		if !strings.Contains(plan.Reason, tc.reason) {
+			t.Errorf("%s: reason %q; want it to contain %q", tc.name, plan.Reason, tc.reason)
+		}
+		if plan.Start.Add(tc.runtime).After(at(tc.deadline)) && plan.Start.After(at(tc.now)) {
+			t.Errorf("%s: deferred to %s, which misses the deadline", tc.name, plan.Start)
+		}
+	}
+}
+
+// Among starts that meet the deadline, PlanStart finds the cheapest: checked
+// against every start on a one-minute grid.
+func TestPlanStartIsCheapest(t *testing.T) {
+	p := peakPlan(t)
+	now := at("2026-11-26 09:13")
+	for _, runtime := range []time.Duration{30 * time.Minute, 3 * time.Hour, 11 * time.Hour} {
+		for _, dl := range []time.Duration{4 * time.Hour, 12 * time.Hour, 20 * time.Hour, 40 * time.Hour} {
+			deadline := now.Add(dl)
+			plan := PlanStart(p, now, deadline, runtime)
+			best := math.Inf(1)
+			for s := now; !s.Add(runtime).After(deadline); s = s.Add(time.Minute) {
+				best = min(best, p.PriceIntegral(s, s.Add(runtime)))
+			}
+			if deadline.Add(-runtime).Before(now) {
+				best = p.PriceIntegral(now, now.Add(runtime))
+			}
+			if math.Abs(plan.CostPerKW-best) > 1e-9 {
+				t.Errorf("runtime %s deadline +%s: plan costs %.4f per kW, the cheapest start costs %.4f", runtime, dl, plan.CostPerKW, best)
+			}
+		}
+	}
+}
+
+func deferrable(name string, d time.Duration, deadline *time.Time) api.JobSpec {
+	s := spec(name, 1, 50)
+	s.Deferrable = true
+	s.Workload.Synthetic.Duration = api.Duration{Duration: d}
+	s.Deadline = deadline
+	return s
+}
+
+// The core defers a deferrable job in the peak, keeps it deferred as the
+// clock moves, starts it when the window opens, and never defers an ordinary
+// job.
+func TestCoreDefersUntilOffPeak(t *testing.T) {
+	c := New()
+	now := at("2026-11-26 14:00") // Thursday, peak
+	c.SetTariff(peakPlan(t), now)
+	c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 8, 0)}, now)
+	dl := at("2026-11-27 06:00")
+	d, _ := c.Submit(deferrable("night", 2*time.Hour, &dl), now)
+	o, _ := c.Submit(spec("now", 1, 50), now)
+	c.Schedule(now)
+	if j, _ := c.Job(o.ID); j.State != api.StateRunning {
+		t.Fatalf("ordinary job is %s, want running", j.State)
+	}
+	j, _ := c.Job(d.ID)
+	if j.State != api.StateDeferred || j.DeferredUntil == nil || !j.DeferredUntil.Equal(at("2026-11-26 20:00")) {
+		t.Fatalf("deferrable job: %s until %v (%s); want deferred until 20:00", j.State, j.DeferredUntil, j.Reason)
+	}
+	if want := "deferred until 20:00 UTC: off-peak 0.08 EUR/kWh"; !strings.HasPrefix(j.Reason, want) {
+		t.Errorf("reason %q, want it to start %q", j.Reason, want)
+	}
+	for _, tick := range []string{"2026-11-26 16:00", "2026-11-26 19:59"} {
+		now = at(tick)
+		c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 8, 0)}, now)
+		if j, _ := c.Job(d.ID); j.State != api.StateDeferred {
+			t.Fatalf("at %s the job is %s, want still deferred", tick, j.State)
+		}
+	}
+	now = at("2026-11-26 20:00")
+	c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 8, 0)}, now)
+	if j, _ := c.Job(d.ID); j.State != api.StateRunning || j.DeferredUntil != nil {
+		t.Fatalf("at 20:00 the job is %s (until %v), want running", j.State, j.DeferredUntil)
+	}
+}
+
+// A tariff change re-plans deferred jobs at once.
+func TestSetTariffReplans(t *testing.T) {
+	c := New()
+	now := at("2026-11-26 14:00")
+	c.SetTariff(peakPlan(t), now)
+	c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 8, 0)}, now)
+	d, _ := c.Submit(deferrable("night", time.Hour, nil), now)
+	c.Schedule(now)
+	if j, _ := c.Job(d.ID); j.State != api.StateDeferred {
+		t.Fatalf("job is %s, want deferred", j.State)
+	}
+	flat, _ := tariff.Compile(tariff.Default())
+	ch := c.SetTariff(flat, now.Add(time.Minute))
+	if j, _ := c.Job(d.ID); j.State != api.StateRunning {
+		t.Fatalf("after a flat tariff the job is %s (%s), want running", j.State, j.Reason)
+	}
+	if len(ch.Jobs) != 1 {
+		t.Errorf("changes list %d jobs, want the started one", len(ch.Jobs))
+	}
+}
+
+func TestEstimate(t *testing.T) {
+	s := spec("x", 1, 50) // synthetic, 1 min
+	if got := Estimate(s, nil); got != time.Minute {
+		t.Errorf("synthetic: %s", got)
+	}
+	s.Walltime = &api.Duration{Duration: 2 * time.Hour}
+	if got := Estimate(s, &api.Progress{Fraction: 0.25}); got != 90*time.Minute {
+		t.Errorf("walltime 2h, a quarter done: %s, want 1h30m", got)
+	}
+	s.Walltime, s.Workload.Synthetic = nil, nil
+	if got := Estimate(s, nil); got != DefaultRuntime {
+		t.Errorf("no estimate: %s, want %s", got, DefaultRuntime)
+	}
+}
