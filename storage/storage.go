@@ -99,7 +99,7 @@ func (db *DB) init() error {
 		} else if err := meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
 			return fmt.Errorf("write schema version to %s: %w", db.path, err)
 		}
-		for _, name := range [][]byte{bucketJobs, bucketNodes} {
+		for _, name := range [][]byte{bucketJobs, bucketNodes, bucketUsage, bucketDaily, bucketSamples} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s in %s: %w", name, db.path, err)
 			}
@@ -124,7 +124,31 @@ func (db *DB) Path() string { return db.path }
 // them are on disk; when it returns an error none of them is. Jobs and nodes
 // not passed are left as they are.
 func (db *DB) Save(jobs []api.Job, nodes []api.Node) error {
+	return db.Apply(Batch{Jobs: jobs, Nodes: nodes})
+}
+
+// Batch is one event's writes: jobs and nodes replace what is stored under
+// their key, usage rows are added to the per-day totals, samples are appended
+// to their series.
+type Batch struct {
+	Jobs        []api.Job
+	Nodes       []api.Node
+	Usage       []api.Usage
+	NodeSamples map[string]api.NodeSample // by node name
+	JobSamples  map[string]api.JobSample  // by job id
+}
+
+// Apply writes a batch in one synced transaction: when it returns nil all of
+// it is on disk; when it returns an error none of it is.
+func (db *DB) Apply(b Batch) error {
+	jobs, nodes := b.Jobs, b.Nodes
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		if err := addUsage(tx, b.Usage); err != nil {
+			return err
+		}
+		if err := putSamples(tx, b.NodeSamples, b.JobSamples); err != nil {
+			return err
+		}
 		jb, nb := tx.Bucket(bucketJobs), tx.Bucket(bucketNodes)
 		for i := range jobs {
 			j := &jobs[i]

@@ -1,0 +1,149 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/joulehq/joule/api"
+)
+
+var (
+	// bucketUsage holds per-day totals: "2006-01-02/job/<id>" and
+	// "2006-01-02/idle/<node>" -> api.Usage. Keys sort by day, so a report
+	// over a range reads one contiguous run of rows.
+	bucketUsage = []byte("usage")
+	// bucketDaily holds the daily reports: "2006-01-02" -> dailyRecord.
+	bucketDaily = []byte("daily_reports")
+	keyTariff   = []byte("tariff")
+)
+
+func addUsage(tx *bolt.Tx, rows []api.Usage) error {
+	b := tx.Bucket(bucketUsage)
+	for _, u := range rows {
+		if len(u.Day) != len(time.DateOnly) {
+			return fmt.Errorf("usage row for job %q node %q has day %q; want YYYY-MM-DD", u.JobID, u.Node, u.Day)
+		}
+		key := []byte(u.Key())
+		if v := b.Get(key); v != nil {
+			var old api.Usage
+			if err := json.Unmarshal(v, &old); err != nil {
+				return fmt.Errorf("decode usage %s: %w", key, err)
+			}
+			old.Add(u)
+			u = old
+		}
+		if err := put(b, string(key), u); err != nil {
+			return fmt.Errorf("usage %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// Usage returns the per-day usage rows of the days from..to (YYYY-MM-DD, both
+// inclusive), in key order.
+func (db *DB) Usage(fromDay, toDay string) ([]api.Usage, error) {
+	var out []api.Usage
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketUsage).Cursor()
+		end := []byte(toDay + "/\xff")
+		for k, v := c.Seek([]byte(fromDay)); k != nil && bytes.Compare(k, end) <= 0; k, v = c.Next() {
+			var u api.Usage
+			if err := json.Unmarshal(v, &u); err != nil {
+				return fmt.Errorf("decode usage %s: %w", k, err)
+			}
+			out = append(out, u)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read usage %s..%s from %s: %w", fromDay, toDay, db.path, err)
+	}
+	return out, nil
+}
+
+// PutTariff stores the tariff (its JSON, as the web layer validated it) in
+// one synced transaction.
+func (db *DB) PutTariff(data []byte) error {
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyTariff, data)
+	})
+	if err != nil {
+		return fmt.Errorf("store tariff in %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// Tariff returns the stored tariff's JSON, or nil when none was set.
+func (db *DB) Tariff() ([]byte, error) {
+	var out []byte
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		out = bytes.Clone(tx.Bucket(bucketMeta).Get(keyTariff))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read tariff from %s: %w", db.path, err)
+	}
+	return out, nil
+}
+
+type dailyRecord struct {
+	CreatedAt time.Time `json:"created_at"`
+	Rows      int       `json:"rows"`
+	CSV       string    `json:"csv"`
+}
+
+// PutDailyReport stores (or replaces) the report of one day.
+func (db *DB) PutDailyReport(day string, created time.Time, rows int, csv []byte) error {
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		return put(tx.Bucket(bucketDaily), day, dailyRecord{CreatedAt: created.UTC(), Rows: rows, CSV: string(csv)})
+	})
+	if err != nil {
+		return fmt.Errorf("store daily report %s in %s: %w", day, db.path, err)
+	}
+	return nil
+}
+
+// DailyReports lists the stored daily reports, newest first.
+func (db *DB) DailyReports() ([]api.DailyReport, error) {
+	var out []api.DailyReport
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDaily).Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			var r dailyRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode daily report %s: %w", k, err)
+			}
+			out = append(out, api.DailyReport{Day: string(k), CreatedAt: r.CreatedAt, Rows: r.Rows})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list daily reports in %s: %w", db.path, err)
+	}
+	return out, nil
+}
+
+// DailyReport returns one day's stored report as CSV; ok is false when there
+// is none.
+func (db *DB) DailyReport(day string) (csv []byte, ok bool, err error) {
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketDaily).Get([]byte(day))
+		if v == nil {
+			return nil
+		}
+		var r dailyRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("decode daily report %s: %w", day, err)
+		}
+		csv, ok = []byte(r.CSV), true
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("read daily report %s from %s: %w", day, db.path, err)
+	}
+	return csv, ok, nil
+}
