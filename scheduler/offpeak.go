@@ -156,8 +156,15 @@ func (c *Core) deferJob(j *api.Job, now time.Time, ch *Changes) bool {
 
 // SetTariff replaces the tariff and re-plans every deferred job at now.
 func (c *Core) SetTariff(p *tariff.Plan, now time.Time) Changes {
-	c.tariff = p
+	c.UseTariff(p)
 	return c.Replan(now)
+}
+
+// UseTariff replaces the tariff without scheduling (for a core being
+// restored); the next Schedule re-plans.
+func (c *Core) UseTariff(p *tariff.Plan) {
+	c.tariff = p
+	c.planGen++
 }
 
 // Tariff is the tariff in force.

@@ -28,11 +28,17 @@ type Server struct {
 	log  *slog.Logger
 
 	models models
+	// ext holds the tariff, telemetry and dashboard state (extras.go).
+	ext extras
 }
 
 // New loads the stored state into a fresh core.
 func New(db *storage.DB, log *slog.Logger, now func() time.Time) (*Server, error) {
 	s := &Server{core: scheduler.New(), db: db, now: now, log: log}
+	s.ext = newExtras()
+	if err := s.loadTariff(); err != nil {
+		return nil, err
+	}
 	if err := s.reload(); err != nil {
 		return nil, err
 	}
@@ -51,9 +57,10 @@ func (s *Server) reload() error {
 	if err != nil {
 		return fmt.Errorf("load nodes: %w", err)
 	}
-	timeout := s.core.NodeTimeout
+	timeout, plan := s.core.NodeTimeout, s.core.Tariff()
 	s.core = scheduler.New()
 	s.core.NodeTimeout = timeout
+	s.core.UseTariff(plan)
 	s.core.Restore(jobs, nodes)
 	return nil
 }
@@ -67,11 +74,15 @@ func (s *Server) SetNodeTimeout(d time.Duration) {
 
 // commit stores an event's changes; on failure it reloads the core so that
 // nothing unacknowledged stays in memory. Callers hold s.mu.
-func (s *Server) commit(ch scheduler.Changes) error {
-	if len(ch.Jobs) == 0 && len(ch.Nodes) == 0 {
+func (s *Server) commit(ch scheduler.Changes, more ...func(*storage.Batch)) error {
+	b := storage.Batch{Jobs: ch.Jobs, Nodes: ch.Nodes, Usage: ch.Usage}
+	for _, f := range more {
+		f(&b)
+	}
+	if len(b.Jobs) == 0 && len(b.Nodes) == 0 && len(b.Usage) == 0 && len(b.NodeSamples) == 0 && len(b.JobSamples) == 0 {
 		return nil
 	}
-	if err := s.db.Save(ch.Jobs, ch.Nodes); err != nil {
+	if err := s.db.Apply(b); err != nil {
 		s.log.Error("store failed; reloading state from disk", "err", err)
 		if rerr := s.reload(); rerr != nil {
 			s.log.Error("reload failed", "err", rerr)
@@ -116,6 +127,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/agents/{node}/heartbeat", s.heartbeat)
 	mux.HandleFunc("PUT /api/v1/models/{id}", s.uploadModel)
 	mux.HandleFunc("POST /api/v1/models/{id}/predict", s.predict)
+	s.extraRoutes(mux) // tariff, reports, samples, dashboard (extras.go)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s; see the README for the API", r.Method, r.URL.Path))
 	})
@@ -210,8 +222,9 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	reply, ch := s.core.Heartbeat(node, hb, s.now())
-	if err := s.commit(ch); err != nil {
+	now := s.now()
+	reply, ch := s.core.Heartbeat(node, hb, now)
+	if err := s.commit(ch, s.samples(node, hb, now)); err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/joulehq/joule/agent"
 	"github.com/joulehq/joule/power"
+	"github.com/joulehq/joule/power/tariff"
 	"github.com/joulehq/joule/storage"
 	"github.com/joulehq/joule/web"
 	"github.com/joulehq/joule/web/client"
@@ -37,6 +38,9 @@ Examples:
   schedulerd --demo
   schedulerd --data-dir /var/lib/joule --listen 0.0.0.0:7070
   schedulerd --sim-nodes 4 --sim-gpu h200     a simulated cluster on a laptop
+  schedulerd --daily-report "CRON_TZ=Europe/Berlin 0 6 * * *" --telemetry-retention 72h
+
+The dashboard is served on the same address: open http://127.0.0.1:7070/.
 
 Flags:
 `
@@ -50,6 +54,9 @@ type config struct {
 	heartbeat   time.Duration
 	nodeTimeout time.Duration
 	logFormat   string
+	dailyReport string
+	sampleEvery time.Duration
+	retention   time.Duration
 }
 
 func main() {
@@ -71,6 +78,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", 2*time.Second, "heartbeat interval of the simulated nodes")
 	fs.DurationVar(&cfg.nodeTimeout, "node-timeout", 30*time.Second, "a node silent this long is marked down and its jobs requeued")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&cfg.dailyReport, "daily-report", web.DefaultDailyReport, "cron schedule of the daily energy report of the previous UTC day (\"\" turns it off)")
+	fs.DurationVar(&cfg.sampleEvery, "telemetry-every", web.DefaultSampleEvery, "store a power sample per node and per running job at most this often (0 stores none)")
+	fs.DurationVar(&cfg.retention, "telemetry-retention", web.DefaultRetention, "delete power samples older than this (0 keeps them forever)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -132,6 +142,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return err
 	}
 	srv.SetNodeTimeout(cfg.nodeTimeout)
+	if cfg.sampleEvery < 0 || cfg.retention < 0 {
+		return fmt.Errorf("--telemetry-every %s, --telemetry-retention %s: give 0 or a positive duration", cfg.sampleEvery, cfg.retention)
+	}
+	srv.SetTelemetry(cfg.sampleEvery, cfg.retention)
+	if cfg.dailyReport != "" {
+		if _, err := tariff.ParseSchedule(cfg.dailyReport); err != nil {
+			return fmt.Errorf("--daily-report: %w", err)
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another schedulerd running? use --listen)", cfg.listen, err)
@@ -144,6 +163,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	tickCtx, stopTick := context.WithCancel(context.Background())
 	defer stopTick()
 	wg.Go(func() { srv.Run(tickCtx, time.Second) })
+	wg.Go(func() { _ = srv.RunSchedules(tickCtx, cfg.dailyReport) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 

@@ -1,0 +1,454 @@
+package web
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/joulehq/joule/api"
+	"github.com/joulehq/joule/power/tariff"
+)
+
+// The dashboard: HTML pages rendered on the server from the same state the
+// API serves, with their CSS, script and templates embedded in the binary (no
+// build step; works offline). Each page's content is also served alone to a
+// request with the X-Partial header, which dashboard.js uses to keep the page
+// live.
+
+//go:embed dashboard
+var dashboardFS embed.FS
+
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"pct": func(f float64) float64 { return 100 * f },
+}).ParseFS(dashboardFS, "dashboard/*.html"))
+
+func (s *Server) dashboardRoutes(mux *http.ServeMux) {
+	assets, _ := fs.Sub(dashboardFS, "dashboard")
+	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(assets)))
+	mux.HandleFunc("GET /{$}", s.pageCluster)
+	mux.HandleFunc("GET /queue", s.pageQueue)
+	mux.HandleFunc("GET /jobs/{id}", s.pageJob)
+	mux.HandleFunc("GET /reports", s.pageReports)
+	mux.HandleFunc("GET /tariff", s.pageTariff)
+}
+
+// pageData is what the layout needs; Content is the page's own view.
+type pageData struct {
+	Title, Page string
+	Now         string
+	RefreshMS   int
+	Content     any
+}
+
+// render writes a page, or only its content for X-Partial requests.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, page, title string, refresh time.Duration, content any) {
+	var buf bytes.Buffer
+	var err error
+	if r.Header.Get("X-Partial") != "" {
+		err = pages.ExecuteTemplate(&buf, page, content)
+	} else {
+		t, cerr := pages.Clone()
+		if cerr == nil {
+			_, cerr = t.New("content").Parse(`{{template "` + page + `" .Content}}`)
+		}
+		if cerr != nil {
+			err = cerr
+		} else {
+			err = t.ExecuteTemplate(&buf, "layout", pageData{Title: title, Page: page, Now: s.now().UTC().Format("2006-01-02 15:04:05 MST"),
+				RefreshMS: int(refresh / time.Millisecond), Content: content})
+		}
+	}
+	if err != nil {
+		s.log.Error("render page", "page", page, "err", err)
+		http.Error(w, "render "+page+": "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(buf.Bytes())
+}
+
+func kwhS(j float64) string { return strconv.FormatFloat(j/3.6e6, 'f', 3, 64) }
+
+func co2S(g float64) string {
+	if g >= 1000 {
+		return fmt.Sprintf("%.2f kg CO2", g/1000)
+	}
+	return fmt.Sprintf("%.0f g CO2", g)
+}
+
+func when(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format("Jan 2 15:04:05")
+}
+
+// --- cluster ---
+
+type gpuView struct {
+	api.GPU
+	UtilPct, PowerPct int
+	Job               string
+}
+
+type nodeView struct {
+	Name, State, Last string
+	IdleKWh, IdleCost string
+	GPUs              []gpuView
+	Chart             template.HTML
+}
+
+func (s *Server) pageCluster(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	nodes, jobs, cur := s.core.Nodes(), s.core.Jobs(), s.core.Tariff().Currency()
+	s.mu.Unlock()
+	holder := map[string]map[int]string{}
+	running, waiting := 0, 0
+	for _, j := range jobs {
+		switch j.State {
+		case api.StateRunning:
+			running++
+			if holder[j.Node] == nil {
+				holder[j.Node] = map[int]string{}
+			}
+			for _, g := range j.GPUIndices {
+				holder[j.Node][g] = j.ID
+			}
+		case api.StateQueued, api.StateDeferred:
+			waiting++
+		}
+	}
+	v := struct {
+		Nodes                  []nodeView
+		GPUs, Running, Waiting int
+		PowerW, LimitW         float64
+	}{Running: running, Waiting: waiting}
+	since := s.now().Add(-30 * time.Minute)
+	for _, n := range nodes {
+		nv := nodeView{Name: n.Name, State: n.State, Last: n.LastHeartbeat.UTC().Format("15:04:05"),
+			IdleKWh: kwhS(n.IdleEnergyJ), IdleCost: fmt.Sprintf("%.4f %s", n.IdleCost, cur)}
+		for _, g := range n.GPUs {
+			gv := gpuView{GPU: g, UtilPct: int(100*g.Utilization + 0.5), Job: holder[n.Name][g.Index]}
+			if g.LimitW > 0 {
+				gv.PowerPct = min(100, int(100*g.PowerW/g.LimitW+0.5))
+			}
+			nv.GPUs = append(nv.GPUs, gv)
+			v.GPUs++
+			v.PowerW += g.PowerW
+			v.LimitW += g.LimitW
+		}
+		samples, err := s.db.NodeSamples(n.Name, since)
+		if err != nil {
+			s.log.Error("node samples", "node", n.Name, "err", err)
+		}
+		var ts []time.Time
+		var power, limit []float64
+		for _, sm := range samples {
+			var p, l float64
+			for _, g := range sm.GPUs {
+				p += g.PowerW
+				l += g.LimitW
+			}
+			ts, power, limit = append(ts, sm.T), append(power, p), append(limit, l)
+		}
+		nv.Chart = lineChart(n.Name+" power, last 30 min", "W", ts, []lineSeries{{"power", power}, {"limits", limit}}, false)
+		v.Nodes = append(v.Nodes, nv)
+	}
+	s.render(w, r, "cluster", "Cluster", 2*time.Second, v)
+}
+
+// --- queue ---
+
+type jobView struct {
+	api.Job
+	Submitted, KWh, CostS, CO2, Until string
+}
+
+func (s *Server) viewJob(j api.Job, cur string) jobView {
+	return jobView{Job: j, Submitted: j.SubmittedAt.UTC().Format("Jan 2 15:04:05"), KWh: kwhS(j.EnergyJ),
+		CostS: fmt.Sprintf("%.4f %s", j.Cost, cur), CO2: co2S(j.CO2G), Until: when(j.DeferredUntil)}
+}
+
+// queueOrder puts waiting and running jobs first, then the finished ones,
+// newest first.
+func queueOrder(jobs []api.Job) []api.Job {
+	rank := func(st string) int {
+		switch st {
+		case api.StateRunning:
+			return 0
+		case api.StateQueued, api.StateDeferred, api.StatePreempted:
+			return 1
+		}
+		return 2
+	}
+	slices.SortStableFunc(jobs, func(a, b api.Job) int {
+		if d := rank(a.State) - rank(b.State); d != 0 {
+			return d
+		}
+		if rank(a.State) == 2 {
+			return strings.Compare(b.SubmittedAt.Format(time.RFC3339Nano), a.SubmittedAt.Format(time.RFC3339Nano))
+		}
+		return 0
+	})
+	return jobs
+}
+
+func (s *Server) pageQueue(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	jobs, cur := s.core.Jobs(), s.core.Tariff().Currency()
+	s.mu.Unlock()
+	v := struct {
+		Jobs                           []jobView
+		Waiting, Deferred, Running, Done int
+	}{}
+	for _, j := range queueOrder(jobs) {
+		switch j.State {
+		case api.StateRunning:
+			v.Running++
+		case api.StateDeferred:
+			v.Deferred++
+			v.Waiting++
+		case api.StateQueued:
+			v.Waiting++
+		default:
+			v.Done++
+			if v.Done > 200 {
+				continue // the finished tail stays in the API
+			}
+		}
+		v.Jobs = append(v.Jobs, s.viewJob(j, cur))
+	}
+	s.render(w, r, "queue", "Queue", 2*time.Second, v)
+}
+
+// --- job ---
+
+type metricView struct{ Name, Value string }
+
+func metricsView(m *api.Metrics) []metricView {
+	if m == nil {
+		return nil
+	}
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', 5, 64) }
+	out := []metricView{{"epochs run", strconv.Itoa(m.EpochsRun)}, {"train loss", f(m.TrainLoss)}, {"validation loss", f(m.ValLoss)},
+		{"validation accuracy", f(m.ValAccuracy)}, {"samples/s", f(m.SamplesPerS)}, {"duration", f(m.DurationS) + " s"}, {"device", m.Device}}
+	opt := func(name string, v *float64) {
+		if v != nil {
+			out = append(out, metricView{name, f(*v)})
+		}
+	}
+	opt("test accuracy", m.TestAccuracy)
+	opt("precision", m.Precision)
+	opt("recall", m.Recall)
+	opt("macro F1", m.MacroF1)
+	opt("MSE", m.MSE)
+	opt("R²", m.R2)
+	if m.Task != "" {
+		out = append(out, metricView{"task", m.Task})
+	}
+	return out
+}
+
+func (s *Server) pageJob(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	s.mu.Lock()
+	j, ok := s.core.Job(id)
+	cur := s.core.Tariff().Currency()
+	s.mu.Unlock()
+	if !ok {
+		http.Error(w, fmt.Sprintf("job %s not found; see the queue at /queue", id), http.StatusNotFound)
+		return
+	}
+	samples, err := s.db.JobSamples(id, time.Time{})
+	if err != nil {
+		s.log.Error("job samples", "job", id, "err", err)
+	}
+	samples = downsample(samples, 600)
+	var ts []time.Time
+	var power, energy []float64
+	for _, sm := range samples {
+		ts, power, energy = append(ts, sm.T), append(power, sm.PowerW), append(energy, sm.EnergyJ/3.6e6)
+	}
+	v := struct {
+		Job                                    api.Job
+		Submitted, Started, Finished, Deadline string
+		KWh, Cost, CO2                         string
+		PowerChart, EnergyChart                template.HTML
+		Metrics                                []metricView
+	}{Job: j, Submitted: when(&j.SubmittedAt), Started: when(j.StartedAt), Finished: when(j.FinishedAt),
+		KWh: kwhS(j.EnergyJ), Cost: fmt.Sprintf("%.4f %s", j.Cost, cur), CO2: co2S(j.CO2G),
+		PowerChart:  lineChart("power", "W", ts, []lineSeries{{"power", power}}, false),
+		EnergyChart: lineChart("energy", "kWh", ts, []lineSeries{{"energy", energy}}, false),
+		Metrics:     metricsView(j.Metrics)}
+	if j.Spec.Deferrable {
+		v.Deadline = j.Spec.Deadline.String()
+		if j.Spec.Deadline == nil {
+			dl := j.SubmittedAt.Add(24 * time.Hour)
+			v.Deadline = when(&dl)
+		} else {
+			v.Deadline = when(j.Spec.Deadline)
+		}
+	}
+	refresh := 3 * time.Second
+	if api.Terminal(j.State) {
+		refresh = 0
+	}
+	s.render(w, r, "job", "Job "+id, refresh, v)
+}
+
+// downsample keeps at most n samples, evenly spaced, always the last.
+func downsample[T any](in []T, n int) []T {
+	if len(in) <= n {
+		return in
+	}
+	out := make([]T, 0, n)
+	for i := range n - 1 {
+		out = append(out, in[i*len(in)/(n-1)])
+	}
+	return append(out, in[len(in)-1])
+}
+
+// --- reports ---
+
+type rowView struct {
+	Group, KWh, FacKWh, Cost, CO2 string
+	Jobs                          int
+}
+
+func rowsView(rows []api.ReportRow, cur string) []rowView {
+	var out []rowView
+	for _, r := range rows {
+		out = append(out, rowView{Group: r.Group, Jobs: r.Jobs, KWh: kwhS(r.EnergyJ), FacKWh: kwhS(r.FacilityEnergyJ),
+			Cost: fmt.Sprintf("%.4f %s", r.Cost, cur), CO2: co2S(r.CO2G)})
+	}
+	return out
+}
+
+func (s *Server) pageReports(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	q.Del("group_by")
+	q.Del("format")
+	rq, err := parseReportQuery(q, s.now())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	report := func(by string) (api.Report, bool) {
+		rq.groupBy = by
+		rep, err := s.EnergyReport(rq)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return rep, false
+		}
+		return rep, true
+	}
+	byDay, ok1 := report("day")
+	byUser, ok2 := report("user")
+	byProject, ok3 := report("project")
+	if !ok1 || !ok2 || !ok3 {
+		return
+	}
+	bars := func(rep api.Report, val func(api.ReportRow) float64) ([]string, []float64) {
+		var l []string
+		var v []float64
+		for _, row := range rep.Rows {
+			l, v = append(l, row.Group), append(v, val(row))
+		}
+		return l, v
+	}
+	cur := byDay.Currency
+	// Every day of the range gets a bar, zero where nothing ran.
+	dayE, dayC := map[string]float64{}, map[string]float64{}
+	for _, row := range byDay.Rows {
+		dayE[row.Group], dayC[row.Group] = row.EnergyJ/3.6e6, row.Cost
+	}
+	var days []string
+	var de, dc []float64
+	from, _ := time.Parse(time.DateOnly, byDay.From)
+	to, _ := time.Parse(time.DateOnly, byDay.To)
+	for d := from; !d.After(to) && len(days) < 400; d = d.AddDate(0, 0, 1) {
+		k := d.Format(time.DateOnly)
+		days, de, dc = append(days, k[5:]), append(de, dayE[k]), append(dc, dayC[k])
+	}
+	ul, uv := bars(byUser, func(r api.ReportRow) float64 { return r.Cost })
+	pl, pv := bars(byProject, func(r api.ReportRow) float64 { return r.Cost })
+	daily, err := s.db.DailyReports()
+	if err != nil {
+		s.log.Error("list daily reports", "err", err)
+	}
+	type dailyView struct {
+		Day, Made string
+		Rows      int
+	}
+	var dv []dailyView
+	for _, d := range daily {
+		dv = append(dv, dailyView{d.Day, d.CreatedAt.UTC().Format("Jan 2 15:04"), d.Rows})
+	}
+	tot := rowsView([]api.ReportRow{byDay.Total}, cur)[0]
+	v := struct {
+		From, To                                 string
+		Total                                    rowView
+		ByDayEnergy, ByDayCost, ByUser, ByProject template.HTML
+		Groups                                   []string
+		UserRows, ProjectRows                    []rowView
+		Daily                                    []dailyView
+	}{From: byDay.From, To: byDay.To, Total: tot,
+		ByDayEnergy: barChart("GPU energy by day", "kWh", days, de),
+		ByDayCost:   barChart("cost by day", cur, days, dc),
+		ByUser:      barChart("cost by user", cur, ul, uv),
+		ByProject:   barChart("cost by project", cur, pl, pv),
+		Groups:      api.ReportGroups, UserRows: rowsView(byUser.Rows, cur), ProjectRows: rowsView(byProject.Rows, cur), Daily: dv}
+	s.render(w, r, "reports", "Energy reports", 0, v)
+}
+
+// --- budget and tariffs ---
+
+func (s *Server) pageTariff(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	plan, nodes, jobs := s.core.Tariff(), s.core.Nodes(), s.core.Jobs()
+	s.mu.Unlock()
+	now := s.now()
+	var powerW, limitW float64
+	for _, n := range nodes {
+		if n.State != api.NodeUp {
+			continue
+		}
+		for _, g := range n.GPUs {
+			powerW += g.PowerW
+			limitW += g.LimitW
+		}
+	}
+	var deferred []jobView
+	for _, j := range jobs {
+		if j.State == api.StateDeferred {
+			deferred = append(deferred, s.viewJob(j, plan.Currency()))
+		}
+	}
+	segs := plan.Segments(now.UTC(), now.UTC().Add(48*time.Hour))
+	var ts []time.Time
+	var price, carbon []float64
+	for _, sg := range segs {
+		ts, price, carbon = append(ts, sg.From), append(price, sg.PricePerKWh), append(carbon, sg.GCO2PerKWh)
+	}
+	if n := len(segs); n > 0 { // close the last step at the end of the range
+		ts, price, carbon = append(ts, segs[n-1].To), append(price, segs[n-1].PricePerKWh), append(carbon, segs[n-1].GCO2PerKWh)
+	}
+	v := struct {
+		Tariff                  tariff.Tariff
+		Now                     tariff.Rate
+		PowerW, LimitW          float64
+		PriceChart, CarbonChart template.HTML
+		Deferred                []jobView
+	}{Tariff: plan.Tariff(), Now: plan.At(now), PowerW: powerW, LimitW: limitW, Deferred: deferred,
+		PriceChart:  lineChart("price, next 48 h (UTC)", plan.Currency()+"/kWh", ts, []lineSeries{{"price", price}}, true),
+		CarbonChart: lineChart("carbon intensity, next 48 h (UTC)", "gCO2/kWh", ts, []lineSeries{{"gCO2", carbon}}, true)}
+	s.render(w, r, "tariff", "Budget and tariffs", 10*time.Second, v)
+}

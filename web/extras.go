@@ -1,0 +1,88 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Telemetry defaults: a sample per node and per running job at most every
+// DefaultSampleEvery, kept for DefaultRetention.
+const (
+	DefaultSampleEvery = 10 * time.Second
+	DefaultRetention   = 7 * 24 * time.Hour
+)
+
+// DefaultDailyReport is when the daily report of the previous UTC day is made.
+const DefaultDailyReport = "CRON_TZ=UTC 5 0 * * *"
+
+// extras is the server's state beyond the core: the telemetry sampler and the
+// cron that re-plans on tariff window edges. Guarded by Server.mu unless said.
+type extras struct {
+	sampleEvery time.Duration
+	retention   time.Duration
+	lastSample  map[string]time.Time // series -> last stored sample
+
+	cronMu    sync.Mutex // guards cron and edgeIDs
+	cron      *cron.Cron
+	edgeIDs   []cron.EntryID
+	dailyNext func() time.Time
+}
+
+func newExtras() extras {
+	return extras{sampleEvery: DefaultSampleEvery, retention: DefaultRetention, lastSample: map[string]time.Time{}}
+}
+
+// SetTelemetry sets how often samples are stored and how long they are kept.
+func (s *Server) SetTelemetry(every, retention time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ext.sampleEvery, s.ext.retention = every, retention
+}
+
+func (s *Server) extraRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/tariff", s.getTariff)
+	mux.HandleFunc("PUT /api/v1/tariff", s.putTariff)
+	mux.HandleFunc("GET /api/v1/tariff/schedule", s.tariffSchedule)
+	mux.HandleFunc("GET /api/v1/reports/energy", s.energyReport)
+	mux.HandleFunc("GET /api/v1/reports/daily", s.listDaily)
+	mux.HandleFunc("GET /api/v1/reports/daily/{day}", s.getDaily)
+	mux.HandleFunc("GET /api/v1/nodes/{name}/samples", s.nodeSamples)
+	mux.HandleFunc("GET /api/v1/jobs/{id}/samples", s.jobSamples)
+	s.dashboardRoutes(mux)
+}
+
+// RunSchedules runs the cron schedules until ctx ends: re-planning on every
+// tariff window edge, the daily report (dailySpec, a cron expression; empty
+// turns it off) and the hourly pruning of old telemetry. The core itself
+// never reads the clock: these jobs pass it s.now().
+func (s *Server) RunSchedules(ctx context.Context, dailySpec string) error {
+	c := cron.New(cron.WithLocation(time.UTC))
+	if dailySpec != "" {
+		sched, err := parseCron(dailySpec)
+		if err != nil {
+			return err
+		}
+		c.Schedule(sched, cron.FuncJob(func() {
+			if _, err := s.MakeDailyReport(s.now().UTC().AddDate(0, 0, -1)); err != nil {
+				s.log.Error("daily report", "err", err)
+			}
+		}))
+	}
+	c.Schedule(cron.Every(time.Hour), cron.FuncJob(s.prune))
+	s.ext.cronMu.Lock()
+	s.ext.cron = c
+	s.ext.cronMu.Unlock()
+	s.mu.Lock()
+	plan := s.core.Tariff()
+	s.mu.Unlock()
+	s.scheduleEdges(plan)
+	s.prune()
+	c.Start()
+	<-ctx.Done()
+	<-c.Stop().Done()
+	return nil
+}
