@@ -206,7 +206,7 @@ func (s *Server) pageQueue(w http.ResponseWriter, r *http.Request) {
 	jobs, cur := s.core.Jobs(), s.core.Tariff().Currency()
 	s.mu.Unlock()
 	v := struct {
-		Jobs                           []jobView
+		Jobs                             []jobView
 		Waiting, Deferred, Running, Done int
 	}{}
 	for _, j := range queueOrder(jobs) {
@@ -394,12 +394,12 @@ func (s *Server) pageReports(w http.ResponseWriter, r *http.Request) {
 	}
 	tot := rowsView([]api.ReportRow{byDay.Total}, cur)[0]
 	v := struct {
-		From, To                                 string
-		Total                                    rowView
+		From, To                                  string
+		Total                                     rowView
 		ByDayEnergy, ByDayCost, ByUser, ByProject template.HTML
-		Groups                                   []string
-		UserRows, ProjectRows                    []rowView
-		Daily                                    []dailyView
+		Groups                                    []string
+		UserRows, ProjectRows                     []rowView
+		Daily                                     []dailyView
 	}{From: byDay.From, To: byDay.To, Total: tot,
 		ByDayEnergy: barChart("GPU energy by day", "kWh", days, de),
 		ByDayCost:   barChart("cost by day", cur, days, dc),
