@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,8 +21,6 @@ func decodeStrict(r io.Reader, v any) error {
 	}
 	return nil
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 // readBody reads a request body of at most maxBodyBytes.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {

@@ -32,16 +32,6 @@ func (s *Server) loadTariff() error {
 	return nil
 }
 
-// ParseTariff reads a tariff (the body of PUT /api/v1/tariff, the
-// simulator's --tariff FILE) strictly and validates it.
-func ParseTariff(data []byte) (*tariff.Plan, error) {
-	var t tariff.Tariff
-	if err := decodeStrict(bytesReader(data), &t); err != nil {
-		return nil, fmt.Errorf("tariff: %v; see README (Tariffs) for the fields", err)
-	}
-	return tariff.Compile(t)
-}
-
 func (s *Server) getTariff(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	plan := s.core.Tariff()
@@ -55,7 +45,7 @@ func (s *Server) putTariff(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	plan, err := ParseTariff(data)
+	plan, err := tariff.Parse(data)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,8 +38,12 @@ type env struct {
 // opts are the flags every command may read.
 type opts struct {
 	server string
-	output string // table | json
+	output string // table | json (| a command's own outputs)
 	all    bool
+	// report
+	from, to, by string
+	// tariff
+	set string
 }
 
 // command is one subcommand: its help and what it runs.
@@ -47,13 +52,14 @@ type command struct {
 	args    string // positional arguments, for the usage line
 	nargs   int    // how many positional arguments it takes
 	summary string
-	help    string // what it does, how to read it, an example
-	output  bool   // takes -o table|json
+	help    string   // what it does, how to read it, an example
+	output  bool     // takes -o table|json
+	outputs []string // further -o formats it takes
 	flags   func(fs *flag.FlagSet, o *opts)
 	run     func(ctx context.Context, e *env, c *client.Client, o *opts, args []string) error
 }
 
-var commands = []*command{submitCmd, queueCmd, statusCmd, cancelCmd, nodesCmd}
+var commands = []*command{submitCmd, queueCmd, statusCmd, cancelCmd, nodesCmd, reportCmd, tariffCmd}
 
 func lookup(name string) *command {
 	for _, c := range commands {
@@ -142,7 +148,11 @@ func run(ctx context.Context, args []string, e *env) int {
 	fs.SetOutput(io.Discard) // errors are printed below, help to stdout
 	fs.StringVar(&o.server, "server", server, serverHelp)
 	if c.output {
-		fs.StringVar(&o.output, "o", "table", "output format: table or json (the API's JSON)")
+		help := "output format: table or json (the API's JSON)"
+		for _, f := range c.outputs {
+			help += " or " + f
+		}
+		fs.StringVar(&o.output, "o", "table", help)
 	}
 	if c.flags != nil {
 		c.flags(fs, o)
@@ -159,8 +169,8 @@ func run(ctx context.Context, args []string, e *env) int {
 			return badUsage(e, c, "missing "+c.args)
 		}
 		return badUsage(e, c, fmt.Sprintf("unexpected argument(s): %s", strings.Join(pos[c.nargs:], " ")))
-	case o.output != "table" && o.output != "json":
-		return badUsage(e, c, fmt.Sprintf("-o %q: use table or json", o.output))
+	case o.output != "table" && o.output != "json" && !slices.Contains(c.outputs, o.output):
+		return badUsage(e, c, fmt.Sprintf("-o %q: use %s", o.output, strings.Join(append([]string{"table", "json"}, c.outputs...), " or ")))
 	}
 	cl, err := client.New(o.server)
 	if err != nil {

@@ -1,6 +1,8 @@
 package tariff
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -359,4 +361,20 @@ func minTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// Parse reads a tariff from JSON strictly (unknown fields are refused: a
+// misspelt "price_per_kWh" must not silently become 0) and compiles it. It
+// reads the body of PUT /api/v1/tariff and the simulator's --tariff FILE.
+func Parse(data []byte) (*Plan, error) {
+	var t Tariff
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil {
+		return nil, fmt.Errorf("tariff is not valid JSON: %s; see the README's Tariffs section for the fields", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		return nil, errors.New("tariff: trailing data after the JSON object; give one tariff")
+	}
+	return Compile(t)
 }

@@ -237,3 +237,18 @@ func TestParseScheduleNeverPanics(t *testing.T) {
 		}
 	}
 }
+
+func TestParse(t *testing.T) {
+	p, err := Parse([]byte(`{"currency": "EUR", "price_per_kwh": 0.10, "gco2_per_kwh": 300, "pue": 1.3, "windows": [{"start": "0 8 * * 1-5", "end": "0 20 * * 1-5", "price_per_kwh": 0.20, "gco2_per_kwh": 420}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.PUE() != 1.3 || p.At(utc("2026-11-27 09:00")).PricePerKWh != 0.20 {
+		t.Errorf("parsed tariff %+v", p.Tariff())
+	}
+	for _, bad := range []string{`{"price_kwh": 0.1}`, `{"pue": 1.2} {}`, `[1]`, ``} {
+		if _, err := Parse([]byte(bad)); err == nil {
+			t.Errorf("Parse(%q) accepted it", bad)
+		}
+	}
+}

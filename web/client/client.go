@@ -225,6 +225,10 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if out == nil {
 		return nil
 	}
+	if raw, ok := out.(*[]byte); ok { // a non-JSON reply (CSV), as it came
+		*raw = data
+		return nil
+	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("%s: the reply from %s is not what joule expects (%v); is --server pointing at schedulerd of the same version?", what, c.base, err)
 	}
@@ -285,4 +289,45 @@ func tarDir(dir string) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// Tariff returns the tariff in force.
+func (c *Client) Tariff(ctx context.Context) (json.RawMessage, error) {
+	var out json.RawMessage
+	err := c.do(ctx, http.MethodGet, "/api/v1/tariff", nil, &out)
+	return out, err
+}
+
+// SetTariff replaces the tariff with the given JSON and returns it as stored,
+// with its defaults filled in.
+func (c *Client) SetTariff(ctx context.Context, tariff json.RawMessage) (json.RawMessage, error) {
+	var out json.RawMessage
+	err := c.do(ctx, http.MethodPut, "/api/v1/tariff", tariff, &out)
+	return out, err
+}
+
+// EnergyReport returns the energy, cost and CO2 of the UTC days from..to
+// (YYYY-MM-DD, inclusive; empty for the server's default) grouped by job,
+// user, project, node or day.
+func (c *Client) EnergyReport(ctx context.Context, from, to, groupBy string) (api.Report, error) {
+	var out api.Report
+	err := c.do(ctx, http.MethodGet, "/api/v1/reports/energy?"+reportQuery(from, to, groupBy, "json"), nil, &out)
+	return out, err
+}
+
+// EnergyReportCSV is EnergyReport as the server's CSV.
+func (c *Client) EnergyReportCSV(ctx context.Context, from, to, groupBy string) ([]byte, error) {
+	var out []byte
+	err := c.do(ctx, http.MethodGet, "/api/v1/reports/energy?"+reportQuery(from, to, groupBy, "csv"), nil, &out)
+	return out, err
+}
+
+func reportQuery(from, to, groupBy, format string) string {
+	q := url.Values{}
+	for k, v := range map[string]string{"from": from, "to": to, "group_by": groupBy, "format": format} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q.Encode()
 }

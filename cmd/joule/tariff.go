@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/joulehq/joule/power/tariff"
+	"github.com/joulehq/joule/web/client"
+)
+
+var tariffCmd = &command{
+	name:    "tariff",
+	summary: "show or set the energy tariff (prices, carbon, windows, PUE)",
+	help: `Tariff prints the tariff in force as JSON; --set FILE replaces it (checked here
+first, then by schedulerd, which stores it and re-plans deferred jobs at once).
+
+The defaults apply outside every window. Each window runs from each firing of
+its start cron expression to the next firing of its end one (minute hour
+day-of-month month day-of-week; prefix "CRON_TZ=Europe/Berlin " for a time
+zone; daylight-saving days follow cron). Where windows overlap the first
+listed wins. pue scales GPU energy to facility energy for cost and CO2;
+idle_energy is keep (idle GPUs' energy stays the node's) or share (it is
+shared among the node's running jobs).
+
+Example:
+  $ cat tariff.json
+  {"currency": "EUR", "price_per_kwh": 0.10, "gco2_per_kwh": 300, "pue": 1.3,
+   "windows": [{"name": "peak", "start": "0 8 * * 1-5", "end": "0 20 * * 1-5",
+                "price_per_kwh": 0.20, "gco2_per_kwh": 420}]}
+  $ joule tariff --set tariff.json
+  $ joule tariff`,
+	flags: func(fs *flag.FlagSet, o *opts) {
+		fs.StringVar(&o.set, "set", "", "a tariff JSON file to put in force")
+	},
+	run: runTariff,
+}
+
+func runTariff(ctx context.Context, e *env, c *client.Client, o *opts, _ []string) error {
+	if o.set == "" {
+		t, err := c.Tariff(ctx)
+		if err != nil {
+			return err
+		}
+		return writeJSON(e.stdout, t)
+	}
+	data, err := os.ReadFile(o.set)
+	if err != nil {
+		return fmt.Errorf("read tariff: %w", err)
+	}
+	if _, err := tariff.Parse(data); err != nil {
+		return fmt.Errorf("%s: %w", o.set, err)
+	}
+	t, err := c.SetTariff(ctx, json.RawMessage(data))
+	if err != nil {
+		return err
+	}
+	return writeJSON(e.stdout, t)
+}
