@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -198,6 +201,10 @@ func TestSubmitRunMeterPersistSurvivesKill9(t *testing.T) {
 		return err == nil && json.Unmarshal([]byte(out), &nodes) == nil && len(nodes) == 2
 	})
 
+	// A tariff with a facility overhead: every joule metered is priced.
+	c.mustJoule("tariff", "--set", c.writeSpec("tariff.json",
+		`{"currency": "EUR", "price_per_kwh": 0.10, "gco2_per_kwh": 300, "pue": 1.3}`))
+
 	data := examplesDir(t)
 	train := c.submit(c.writeSpec("train.yaml", fmt.Sprintf(`
 name: iris
@@ -287,6 +294,41 @@ workload: {train: {dataset: {path: /nonexistent/joule/data.csv}}}
 		if a.State != b.State || a.EnergyJ != b.EnergyJ || a.Node != b.Node {
 			t.Errorf("%s after restart: %s %.1f J on %s; before: %s %.1f J on %s", id, a.State, a.EnergyJ, a.Node, b.State, b.EnergyJ, b.Node)
 		}
+	}
+
+	// The per-day usage survived the kill too: the report by job, read from
+	// it, matches each job's own energy and cost (0.10 EUR/kWh, PUE 1.3).
+	var rep api.Report
+	if err := json.Unmarshal([]byte(c.mustJoule("report", "--by", "job", "-o", "json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{train, synth} {
+		j := after2[id]
+		if want := j.EnergyJ * 1.3 / 3.6e6 * 0.10; math.Abs(j.Cost-want) > 1e-9 {
+			t.Errorf("%s: cost %v for %.1f J, want %v", id, j.Cost, j.EnergyJ, want)
+		}
+		found := false
+		for _, r := range rep.Rows {
+			if r.Group == id {
+				found = true
+				if math.Abs(r.EnergyJ-j.EnergyJ) > 1e-6 || math.Abs(r.Cost-j.Cost) > 1e-9 {
+					t.Errorf("report row %s: %.1f J, cost %v; the job says %.1f J, cost %v", id, r.EnergyJ, r.Cost, j.EnergyJ, j.Cost)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("the report by job has no row for %s: %+v", id, rep.Rows)
+		}
+	}
+	// The dashboard is served by the binary.
+	resp, err := http.Get(c.url + "/queue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), train) {
+		t.Errorf("GET /queue: %d; want the page listing %s", resp.StatusCode, train)
 	}
 }
 
