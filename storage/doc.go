@@ -1,11 +1,13 @@
-// Package storage keeps schedulerd's facts (jobs and nodes) in one embedded
-// bbolt file, dataDir/joule.db.
+// Package storage keeps schedulerd's facts in one embedded bbolt file,
+// dataDir/joule.db: jobs, nodes, the tariff, per-day energy usage (added up as
+// heartbeats meter it), the daily reports and downsampled telemetry samples
+// (pruned by age).
 //
 // It is the only package in joule that imports go.etcd.io/bbolt; everything
 // else sees api.Job and api.Node values. It must not import scheduler, power,
 // web or agent: the daemon decides, storage only remembers.
 //
-// Durability: every Save is one bbolt read-write transaction committed with
+// Durability: every Save or Apply is one bbolt read-write transaction committed with
 // fsync, so when Save returns nil the data survives a crash (kill -9, power
 // loss). Callers acknowledge nothing to users or agents before Save returns.
 //

@@ -39,7 +39,7 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Skip("-short: the browser test starts chromium")
 	}
 	ctx := context.Background()
-	ts := newTestServer(t, t.TempDir(), "2026-11-26 10:00")
+	ts := newLiveServer(t, t.TempDir(), "2026-11-26 10:00")
 	ts.do(t, "PUT", "/api/v1/tariff", twoRate)
 	ts.cl.Register(ctx, "n1", api.Heartbeat{GPUs: hbGPUs("n1", 0, 0)})
 	id, err := ts.cl.Submit(ctx, synthetic("first", "alice", "p1"))

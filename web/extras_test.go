@@ -38,7 +38,7 @@ func (c *clock) set(s string) {
 	c.mu.Unlock()
 }
 
-type testServer struct {
+type liveServer struct {
 	*httptest.Server
 	srv   *Server
 	db    *storage.DB
@@ -48,7 +48,7 @@ type testServer struct {
 }
 
 // newTestServer runs a real Server on a real bbolt file, on loopback.
-func newTestServer(t *testing.T, dir string, start string) *testServer {
+func newLiveServer(t *testing.T, dir string, start string) *liveServer {
 	t.Helper()
 	db, err := storage.Open(dir)
 	if err != nil {
@@ -63,17 +63,17 @@ func newTestServer(t *testing.T, dir string, start string) *testServer {
 	srv.SetTelemetry(time.Second, DefaultRetention)
 	hs := httptest.NewServer(srv.Handler())
 	cl, _ := client.New(hs.URL)
-	ts := &testServer{Server: hs, srv: srv, db: db, dir: dir, clock: ck, cl: cl}
+	ts := &liveServer{Server: hs, srv: srv, db: db, dir: dir, clock: ck, cl: cl}
 	t.Cleanup(ts.close)
 	return ts
 }
 
-func (ts *testServer) close() {
+func (ts *liveServer) close() {
 	ts.Server.Close()
 	ts.db.Close()
 }
 
-func (ts *testServer) do(t *testing.T, method, path, body string) (int, string) {
+func (ts *liveServer) do(t *testing.T, method, path, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
 	resp, err := http.DefaultClient.Do(req)
@@ -104,7 +104,7 @@ func synthetic(name, user, project string) api.JobSpec {
 }
 
 func TestTariffAPI(t *testing.T) {
-	ts := newTestServer(t, t.TempDir(), "2026-11-26 14:00")
+	ts := newLiveServer(t, t.TempDir(), "2026-11-26 14:00")
 	for _, tc := range []struct{ body, want string }{
 		{`{"pue": 0.5}`, "tariff pue"},
 		{`{"windows": [{"start": "CRON_TZ=UTC", "end": "0 8 * * *"}]}`, "windows[0].start"},
@@ -130,7 +130,7 @@ func TestTariffAPI(t *testing.T) {
 	// It survives a restart.
 	dir := ts.dir
 	ts.close()
-	ts = newTestServer(t, dir, "2026-11-26 14:00")
+	ts = newLiveServer(t, dir, "2026-11-26 14:00")
 	if _, body := ts.do(t, "GET", "/api/v1/tariff", ""); !strings.Contains(body, `"pue": 1.3`) {
 		t.Errorf("after a restart the tariff is %s", body)
 	}
@@ -141,7 +141,7 @@ func TestTariffAPI(t *testing.T) {
 // restart.
 func TestEnergyReportOverHTTP(t *testing.T) {
 	ctx := context.Background()
-	ts := newTestServer(t, t.TempDir(), "2026-11-26 19:00") // Thursday
+	ts := newLiveServer(t, t.TempDir(), "2026-11-26 19:00") // Thursday
 	if code, body := ts.do(t, "PUT", "/api/v1/tariff", twoRate); code != 200 {
 		t.Fatal(body)
 	}
@@ -183,7 +183,7 @@ func TestEnergyReportOverHTTP(t *testing.T) {
 		byUser[j.Spec.User] += j.Cost
 		totalCost += j.Cost
 	}
-	check := func(ts *testServer) {
+	check := func(ts *liveServer) {
 		rep, err := ts.cl.EnergyReport(ctx, "2026-11-26", "2026-11-27", "user")
 		if err != nil {
 			t.Fatal(err)
@@ -220,11 +220,11 @@ func TestEnergyReportOverHTTP(t *testing.T) {
 	check(ts)
 	dir := ts.dir
 	ts.close()
-	check(newTestServer(t, dir, "2026-11-27 02:00"))
+	check(newLiveServer(t, dir, "2026-11-27 02:00"))
 }
 
 func TestReportQueryErrors(t *testing.T) {
-	ts := newTestServer(t, t.TempDir(), "2026-11-26 19:00")
+	ts := newLiveServer(t, t.TempDir(), "2026-11-26 19:00")
 	for q, want := range map[string]string{
 		"group_by=team":                 "use job, user, project, node or day",
 		"format=xml":                    "use json or csv",
@@ -241,7 +241,7 @@ func TestReportQueryErrors(t *testing.T) {
 
 func TestDeferredOverHTTP(t *testing.T) {
 	ctx := context.Background()
-	ts := newTestServer(t, t.TempDir(), "2026-11-26 14:00")
+	ts := newLiveServer(t, t.TempDir(), "2026-11-26 14:00")
 	ts.do(t, "PUT", "/api/v1/tariff", twoRate)
 	ts.cl.Register(ctx, "n1", api.Heartbeat{GPUs: hbGPUs("n1", 0, 0)})
 	s := synthetic("night", "alice", "p1")
@@ -265,7 +265,7 @@ func TestDeferredOverHTTP(t *testing.T) {
 
 func TestDailyReportAndSamples(t *testing.T) {
 	ctx := context.Background()
-	ts := newTestServer(t, t.TempDir(), "2026-11-26 10:00")
+	ts := newLiveServer(t, t.TempDir(), "2026-11-26 10:00")
 	ts.cl.Register(ctx, "n1", api.Heartbeat{GPUs: hbGPUs("n1", 0, 0)})
 	id, _ := ts.cl.Submit(ctx, synthetic("a", "alice", "p1"))
 	for i := 1; i <= 3; i++ {

@@ -73,7 +73,7 @@ type Plan struct {
 	ends   []cron.Schedule
 }
 
-var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 // ParseSchedule parses one cron expression (minute hour day-of-month month
 // day-of-week, optionally prefixed "CRON_TZ=Zone "). It never panics: robfig
@@ -93,7 +93,7 @@ func ParseSchedule(spec string) (s cron.Schedule, err error) {
 			s, err = nil, fmt.Errorf("%q is not a cron expression (%v); write e.g. \"0 8 * * 1-5\"", spec, r)
 		}
 	}()
-	s, err = parser.Parse(spec)
+	s, err = cronParser.Parse(spec)
 	if err != nil {
 		return nil, fmt.Errorf("%q: %v; write minute hour day-of-month month day-of-week, e.g. \"0 8 * * 1-5\", optionally prefixed \"CRON_TZ=Europe/Berlin \"", spec, err)
 	}
