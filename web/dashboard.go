@@ -25,9 +25,21 @@ import (
 //go:embed dashboard
 var dashboardFS embed.FS
 
-var pages = template.Must(template.New("").Funcs(template.FuncMap{
-	"pct": func(f float64) float64 { return 100 * f },
-}).ParseFS(dashboardFS, "dashboard/*.html"))
+// pages holds one template set per page: the layout with "content" bound to
+// that page. They are all cloned here, before any is executed, because
+// html/template refuses to clone a set that has run.
+var pages = func() map[string]*template.Template {
+	base := template.Must(template.New("").Funcs(template.FuncMap{
+		"pct": func(f float64) float64 { return 100 * f },
+	}).ParseFS(dashboardFS, "dashboard/*.html"))
+	out := map[string]*template.Template{}
+	for _, page := range []string{"cluster", "queue", "job", "reports", "tariff"} {
+		t := template.Must(base.Clone())
+		template.Must(t.New("content").Parse(`{{template "` + page + `" .Content}}`))
+		out[page] = t
+	}
+	return out
+}()
 
 func (s *Server) dashboardRoutes(mux *http.ServeMux) {
 	assets, _ := fs.Sub(dashboardFS, "dashboard")
@@ -52,18 +64,10 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, page, title stri
 	var buf bytes.Buffer
 	var err error
 	if r.Header.Get("X-Partial") != "" {
-		err = pages.ExecuteTemplate(&buf, page, content)
+		err = pages[page].ExecuteTemplate(&buf, page, content)
 	} else {
-		t, cerr := pages.Clone()
-		if cerr == nil {
-			_, cerr = t.New("content").Parse(`{{template "` + page + `" .Content}}`)
-		}
-		if cerr != nil {
-			err = cerr
-		} else {
-			err = t.ExecuteTemplate(&buf, "layout", pageData{Title: title, Page: page, Now: s.now().UTC().Format("2006-01-02 15:04:05 MST"),
-				RefreshMS: int(refresh / time.Millisecond), Content: content})
-		}
+		err = pages[page].ExecuteTemplate(&buf, "layout", pageData{Title: title, Page: page, Now: s.now().UTC().Format("2006-01-02 15:04:05 MST"),
+			RefreshMS: int(refresh / time.Millisecond), Content: content})
 	}
 	if err != nil {
 		s.log.Error("render page", "page", page, "err", err)

@@ -68,9 +68,9 @@ func TestDashboardInChromium(t *testing.T) {
 	)
 	actx, cancelA := chromedp.NewExecAllocator(ctx, opts...)
 	defer cancelA()
-	bctx, cancelB := chromedp.NewContext(actx)
+	bctx, cancelB := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
 	defer cancelB()
-	bctx, cancelT := context.WithTimeout(bctx, 90*time.Second)
+	bctx, cancelT := context.WithTimeout(bctx, 60*time.Second)
 	defer cancelT()
 
 	var mu sync.Mutex

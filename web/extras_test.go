@@ -295,3 +295,36 @@ func TestDailyReportAndSamples(t *testing.T) {
 		t.Errorf("job samples %s; want 3, the last at 300 W and 0.3 MJ", body)
 	}
 }
+
+// Every page renders whole and as the live-refresh partial, in any order
+// (a full page after a partial once failed: html/template will not clone a
+// set that has run).
+func TestPagesRender(t *testing.T) {
+	ctx := context.Background()
+	ts := newLiveServer(t, t.TempDir(), "2026-11-26 10:00")
+	ts.cl.Register(ctx, "n1", api.Heartbeat{GPUs: hbGPUs("n1", 0)})
+	id, _ := ts.cl.Submit(ctx, synthetic("a", "alice", "p1"))
+	for range 2 {
+		for _, path := range []string{"/", "/queue", "/jobs/" + id, "/reports", "/tariff"} {
+			for _, partial := range []bool{true, false} {
+				req, _ := http.NewRequest("GET", ts.URL+path, nil)
+				if partial {
+					req.Header.Set("X-Partial", "1")
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				hasLayout := strings.Contains(string(body), `<main id="live"`)
+				if resp.StatusCode != 200 || hasLayout == partial || !strings.Contains(string(body), "<h1>") {
+					t.Errorf("GET %s (partial %v): %d, layout %v:\n%.300s", path, partial, resp.StatusCode, hasLayout, body)
+				}
+			}
+		}
+	}
+	if code, _ := ts.do(t, "GET", "/jobs/j-99", ""); code != 404 {
+		t.Errorf("an unknown job's page: %d, want 404", code)
+	}
+}
