@@ -43,7 +43,7 @@ type opts struct {
 	// report
 	from, to, by string
 	// tariff
-	set string
+	set, carbonCSV string
 }
 
 // command is one subcommand: its help and what it runs.

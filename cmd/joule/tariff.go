@@ -23,7 +23,9 @@ day-of-month month day-of-week; prefix "CRON_TZ=Europe/Berlin " for a time
 zone; daylight-saving days follow cron). Where windows overlap the first
 listed wins. pue scales GPU energy to facility energy for cost and CO2;
 idle_energy is keep (idle GPUs' energy stays the node's) or share (it is
-shared among the node's running jobs).
+shared among the node's running jobs). --carbon-csv FILE adds a carbon
+profile (header "time,gco2_per_kwh", RFC 3339 times in order; each value holds
+until the next row): inside it, it replaces the windows' carbon intensity.
 
 Example:
   $ cat tariff.json
@@ -31,14 +33,19 @@ Example:
    "windows": [{"name": "peak", "start": "0 8 * * 1-5", "end": "0 20 * * 1-5",
                 "price_per_kwh": 0.20, "gco2_per_kwh": 420}]}
   $ joule tariff --set tariff.json
+  $ joule tariff --set tariff.json --carbon-csv grid-forecast.csv
   $ joule tariff`,
 	flags: func(fs *flag.FlagSet, o *opts) {
 		fs.StringVar(&o.set, "set", "", "a tariff JSON file to put in force")
+		fs.StringVar(&o.carbonCSV, "carbon-csv", "", "with --set: a carbon profile CSV (time,gco2_per_kwh) to put in the tariff's carbon_csv")
 	},
 	run: runTariff,
 }
 
 func runTariff(ctx context.Context, e *env, c *client.Client, o *opts, _ []string) error {
+	if o.set == "" && o.carbonCSV != "" {
+		return fmt.Errorf("--carbon-csv goes with --set FILE: the profile is part of a tariff")
+	}
 	if o.set == "" {
 		t, err := c.Tariff(ctx)
 		if err != nil {
@@ -49,6 +56,20 @@ func runTariff(ctx context.Context, e *env, c *client.Client, o *opts, _ []strin
 	data, err := os.ReadFile(o.set)
 	if err != nil {
 		return fmt.Errorf("read tariff: %w", err)
+	}
+	if o.carbonCSV != "" {
+		var t tariff.Tariff
+		if err := json.Unmarshal(data, &t); err != nil {
+			return fmt.Errorf("%s: %w", o.set, err)
+		}
+		profile, err := os.ReadFile(o.carbonCSV)
+		if err != nil {
+			return fmt.Errorf("read carbon profile: %w", err)
+		}
+		t.CarbonCSV = string(profile)
+		if data, err = json.Marshal(t); err != nil {
+			return err
+		}
 	}
 	if _, err := tariff.Parse(data); err != nil {
 		return fmt.Errorf("%s: %w", o.set, err)

@@ -2,11 +2,13 @@ package tariff
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	_ "time/tzdata" // CRON_TZ names resolve on machines without zoneinfo
@@ -39,6 +41,60 @@ type Tariff struct {
 	Windows []Window `json:"windows,omitempty"`
 	// IdleEnergy is "keep" (default) or "share".
 	IdleEnergy string `json:"idle_energy,omitempty"`
+	// CarbonCSV is a carbon-intensity profile (a grid operator's forecast or
+	// record): a CSV text with the header "time,gco2_per_kwh" and one row per
+	// RFC 3339 time, in order. Each value holds until the next row; the last
+	// holds for as long as the gap before it (1 h for a single row). Inside
+	// the profile it replaces the windows' and the default's carbon; prices
+	// still come from them.
+	CarbonCSV string `json:"carbon_csv,omitempty"`
+}
+
+// carbonPoint is one row of the carbon profile.
+type carbonPoint struct {
+	from, to time.Time
+	gco2     float64
+}
+
+// parseCarbonCSV reads a carbon profile; see Tariff.CarbonCSV.
+func parseCarbonCSV(text string) ([]carbonPoint, error) {
+	recs, err := csv.NewReader(strings.NewReader(text)).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("not CSV: %v", err)
+	}
+	if len(recs) < 2 || len(recs[0]) != 2 || strings.TrimSpace(recs[0][0]) != "time" || strings.TrimSpace(recs[0][1]) != "gco2_per_kwh" {
+		return nil, errors.New(`want a header "time,gco2_per_kwh" and at least one row such as "2026-11-28T00:00:00Z,250"`)
+	}
+	if len(recs) > 100_000 {
+		return nil, fmt.Errorf("%d rows; at most 100000 (about 11 years of hours)", len(recs)-1)
+	}
+	var out []carbonPoint
+	for i, r := range recs[1:] {
+		line := i + 2
+		t, err := time.Parse(time.RFC3339, strings.TrimSpace(r[0]))
+		if err != nil {
+			return nil, fmt.Errorf("line %d: time %q: write RFC 3339, e.g. 2026-11-28T00:00:00Z", line, r[0])
+		}
+		g, err := strconv.ParseFloat(strings.TrimSpace(r[1]), 64)
+		if err != nil || !finite(g) || g < 0 {
+			return nil, fmt.Errorf("line %d: gco2_per_kwh %q: give grams of CO2 per kWh, 0 or more", line, r[1])
+		}
+		if n := len(out); n > 0 && !t.After(out[n-1].from) {
+			return nil, fmt.Errorf("line %d: %s is not after the row before it; sort the rows by time", line, r[0])
+		}
+		out = append(out, carbonPoint{from: t, gco2: g})
+	}
+	for i := range out {
+		switch {
+		case i+1 < len(out):
+			out[i].to = out[i+1].from
+		case i > 0:
+			out[i].to = out[i].from.Add(out[i].from.Sub(out[i-1].from))
+		default:
+			out[i].to = out[i].from.Add(time.Hour)
+		}
+	}
+	return out, nil
 }
 
 // Window is a span from each firing of Start to the next firing of End, with
@@ -71,6 +127,7 @@ type Plan struct {
 	t      Tariff
 	starts []cron.Schedule
 	ends   []cron.Schedule
+	carbon []carbonPoint
 }
 
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
@@ -144,6 +201,13 @@ func Compile(t Tariff) (*Plan, error) {
 		return nil, bad("windows", "%d windows; at most 64", len(t.Windows))
 	}
 	p := &Plan{t: t}
+	if t.CarbonCSV != "" {
+		pts, err := parseCarbonCSV(t.CarbonCSV)
+		if err != nil {
+			return nil, bad("carbon_csv", "%v", err)
+		}
+		p.carbon = pts
+	}
 	p.t.Windows = slices.Clone(t.Windows)
 	for i := range p.t.Windows {
 		w := &p.t.Windows[i]
@@ -241,9 +305,15 @@ func (p *Plan) Segments(from, to time.Time) []Segment {
 			cuts = append(cuts, a, b)
 		}
 	}
+	// The carbon profile's rows inside [from, to) cut too.
+	first, _ := slices.BinarySearchFunc(p.carbon, from, func(c carbonPoint, t time.Time) int { return c.to.Compare(t) })
+	for i := first; i < len(p.carbon) && p.carbon[i].from.Before(to); i++ {
+		cuts = append(cuts, maxTime(p.carbon[i].from, from), minTime(p.carbon[i].to, to))
+	}
 	slices.SortFunc(cuts, func(a, b time.Time) int { return a.Compare(b) })
 	cuts = slices.CompactFunc(cuts, func(a, b time.Time) bool { return a.Equal(b) })
 	var out []Segment
+	ci := first
 	for k := 0; k+1 < len(cuts); k++ {
 		a, b := cuts[k], cuts[k+1]
 		w := -1
@@ -252,11 +322,18 @@ func (p *Plan) Segments(from, to time.Time) []Segment {
 				w = sp.window
 			}
 		}
-		if n := len(out); n > 0 && out[n-1].Window == w {
+		r := p.rate(w)
+		for ci < len(p.carbon) && !p.carbon[ci].to.After(a) {
+			ci++
+		}
+		if ci < len(p.carbon) && !p.carbon[ci].from.After(a) {
+			r.GCO2PerKWh = p.carbon[ci].gco2
+		}
+		if n := len(out); n > 0 && out[n-1].Rate == r {
 			out[n-1].To = b
 			continue
 		}
-		out = append(out, Segment{From: a, To: b, Rate: p.rate(w)})
+		out = append(out, Segment{From: a, To: b, Rate: r})
 	}
 	return out
 }

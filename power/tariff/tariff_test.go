@@ -1,6 +1,7 @@
 package tariff
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -249,6 +250,34 @@ func TestParse(t *testing.T) {
 	for _, bad := range []string{`{"price_kwh": 0.1}`, `{"pue": 1.2} {}`, `[1]`, ``} {
 		if _, err := Parse([]byte(bad)); err == nil {
 			t.Errorf("Parse(%q) accepted it", bad)
+		}
+	}
+}
+
+// A carbon profile replaces the carbon intensity where it has rows; prices
+// still come from the windows, and outside the profile the tariff's carbon
+// applies.
+func TestCarbonProfile(t *testing.T) {
+	tt := Tariff{PricePerKWh: 0.10, GCO2PerKWh: 300, Windows: []Window{{Name: "peak", Start: "0 8 * * *", End: "0 20 * * *", PricePerKWh: 0.2, GCO2PerKWh: 420}},
+		CarbonCSV: "time,gco2_per_kwh\n2026-11-28T06:00:00Z,100\n2026-11-28T07:00:00Z,150\n2026-11-28T09:00:00Z,50\n"}
+	p, err := Compile(tt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range p.Segments(utc("2026-11-28 05:00"), utc("2026-11-28 12:00")) {
+		got = append(got, fmt.Sprintf("%s %v %v", s.From.Format("15:04"), s.PricePerKWh, s.GCO2PerKWh))
+	}
+	// 09:00's row holds 2 h (the gap before it): to 11:00.
+	want := "05:00 0.1 300|06:00 0.1 100|07:00 0.1 150|08:00 0.2 150|09:00 0.2 50|11:00 0.2 420"
+	if strings.Join(got, "|") != want {
+		t.Errorf("segments\n%s\nwant\n%s", strings.Join(got, "|"), want)
+	}
+	for _, bad := range []string{"t,g\n2026-11-28T06:00:00Z,1", "time,gco2_per_kwh\n", "time,gco2_per_kwh\nmonday,1",
+		"time,gco2_per_kwh\n2026-11-28T06:00:00Z,-1", "time,gco2_per_kwh\n2026-11-28T06:00:00Z,1\n2026-11-28T05:00:00Z,1"} {
+		tt.CarbonCSV = bad
+		if _, err := Compile(tt); err == nil || !strings.Contains(err.Error(), "carbon_csv") {
+			t.Errorf("carbon_csv %q: error %v; want one naming carbon_csv", bad, err)
 		}
 	}
 }
