@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/joulehq/joule/api"
@@ -129,57 +130,77 @@ func splitDays(from, to time.Time) []daySpan {
 // Report adds usage rows up by group: job, user, project, node or day. Idle
 // energy has its own group, api.IdleGroup, when grouping by job, user or
 // project, so that the groups always add up to the total. Rows come sorted by
-// group.
+// group (jobs by number), the idle group last.
 func Report(rows []api.Usage, groupBy string) (groups []api.ReportRow, total api.ReportRow) {
-	byGroup := map[string]*api.ReportRow{}
-	jobs := map[string]map[string]bool{}
+	index := map[string]int{} // group -> its place in groups
+	// A job belongs to one job, user and project group, but may span several
+	// days and nodes: count it once per group.
+	spans := groupBy == "day" || groupBy == "node"
+	seen := map[string]bool{}
 	allJobs := map[string]bool{}
 	for _, u := range rows {
 		key := groupKey(u, groupBy)
-		r := byGroup[key]
-		if r == nil {
-			r = &api.ReportRow{Group: key}
-			byGroup[key] = r
-			jobs[key] = map[string]bool{}
+		i, ok := index[key]
+		if !ok {
+			i = len(groups)
+			index[key] = i
+			groups = append(groups, api.ReportRow{Group: key})
 		}
+		r := &groups[i]
 		r.EnergyJ += u.EnergyJ
 		r.FacilityEnergyJ += u.FacilityEnergyJ
 		r.Cost += u.Cost
 		r.CO2G += u.CO2G
-		if u.JobID != "" {
-			jobs[key][u.JobID] = true
+		if u.JobID == "" {
+			continue
+		}
+		seenKey := u.JobID
+		if spans {
+			seenKey = key + "\x00" + u.JobID
+		}
+		if !seen[seenKey] {
+			seen[seenKey] = true
+			r.Jobs++
+		}
+		if spans {
 			allJobs[u.JobID] = true
 		}
 	}
 	total.Group = "total"
-	for key, r := range byGroup {
-		r.Jobs = len(jobs[key])
-		groups = append(groups, *r)
+	for _, r := range groups {
 		total.EnergyJ += r.EnergyJ
 		total.FacilityEnergyJ += r.FacilityEnergyJ
 		total.Cost += r.Cost
 		total.CO2G += r.CO2G
+		total.Jobs += r.Jobs
 	}
-	total.Jobs = len(allJobs)
+	if spans {
+		total.Jobs = len(allJobs)
+	}
+	type sortKey struct {
+		idle bool
+		seq  int
+	}
+	keys := make(map[string]sortKey, len(groups))
+	for _, r := range groups {
+		k := sortKey{idle: r.Group == api.IdleGroup}
+		if groupBy == "job" {
+			k.seq = jobSeq(r.Group)
+		}
+		keys[r.Group] = k
+	}
 	slices.SortFunc(groups, func(a, b api.ReportRow) int {
-		if ai, bi := a.Group == api.IdleGroup, b.Group == api.IdleGroup; ai != bi {
-			if ai {
+		ka, kb := keys[a.Group], keys[b.Group]
+		switch {
+		case ka.idle != kb.idle:
+			if ka.idle {
 				return 1
 			}
 			return -1
+		case ka.seq != kb.seq:
+			return ka.seq - kb.seq
 		}
-		if groupBy == "job" {
-			if d := jobSeq(a.Group) - jobSeq(b.Group); d != 0 {
-				return d
-			}
-		}
-		switch {
-		case a.Group < b.Group:
-			return -1
-		case a.Group > b.Group:
-			return 1
-		}
-		return 0
+		return strings.Compare(a.Group, b.Group)
 	})
 	return groups, total
 }

@@ -2,8 +2,11 @@ package storage
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -29,14 +32,14 @@ func addUsage(tx *bolt.Tx, rows []api.Usage) error {
 		}
 		key := []byte(u.Key())
 		if v := b.Get(key); v != nil {
-			var old api.Usage
-			if err := json.Unmarshal(v, &old); err != nil {
+			old, err := decodeUsage(v)
+			if err != nil {
 				return fmt.Errorf("decode usage %s: %w", key, err)
 			}
 			old.Add(u)
 			u = old
 		}
-		if err := put(b, string(key), u); err != nil {
+		if err := b.Put(key, encodeUsage(u)); err != nil {
 			return fmt.Errorf("usage %s: %w", key, err)
 		}
 	}
@@ -51,8 +54,8 @@ func (db *DB) Usage(fromDay, toDay string) ([]api.Usage, error) {
 		c := tx.Bucket(bucketUsage).Cursor()
 		end := []byte(toDay + "/\xff")
 		for k, v := c.Seek([]byte(fromDay)); k != nil && bytes.Compare(k, end) <= 0; k, v = c.Next() {
-			var u api.Usage
-			if err := json.Unmarshal(v, &u); err != nil {
+			u, err := decodeUsage(v)
+			if err != nil {
 				return fmt.Errorf("decode usage %s: %w", k, err)
 			}
 			out = append(out, u)
@@ -146,4 +149,42 @@ func (db *DB) DailyReport(day string) (csv []byte, ok bool, err error) {
 		return nil, false, fmt.Errorf("read daily report %s from %s: %w", day, db.path, err)
 	}
 	return csv, ok, nil
+}
+
+// Usage rows are the bulk of a long report, so they are stored in a compact
+// binary form rather than JSON (a year's report reads ~10^5 of them): a
+// version byte, the four amounts as float64, then day, job, user, project
+// and node as length-prefixed strings.
+const usageVersion = 1
+
+func encodeUsage(u api.Usage) []byte {
+	b := make([]byte, 0, 1+32+len(u.Day)+len(u.JobID)+len(u.User)+len(u.Project)+len(u.Node)+10)
+	b = append(b, usageVersion)
+	for _, f := range []float64{u.EnergyJ, u.FacilityEnergyJ, u.Cost, u.CO2G} {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+	}
+	for _, s := range []string{u.Day, u.JobID, u.User, u.Project, u.Node} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+func decodeUsage(b []byte) (api.Usage, error) {
+	var u api.Usage
+	if len(b) < 33 || b[0] != usageVersion {
+		return u, errors.New("not a usage row of this joule (unknown encoding)")
+	}
+	f := func(i int) float64 { return math.Float64frombits(binary.LittleEndian.Uint64(b[1+8*i:])) }
+	u.EnergyJ, u.FacilityEnergyJ, u.Cost, u.CO2G = f(0), f(1), f(2), f(3)
+	rest := b[33:]
+	for _, dst := range []*string{&u.Day, &u.JobID, &u.User, &u.Project, &u.Node} {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || uint64(len(rest)-k) < n {
+			return u, errors.New("truncated usage row")
+		}
+		*dst = string(rest[k : k+int(n)])
+		rest = rest[k+int(n):]
+	}
+	return u, nil
 }

@@ -120,3 +120,17 @@ func TestTariffAndDailyReports(t *testing.T) {
 		t.Error("a report that was never made was found")
 	}
 }
+
+func TestUsageEncoding(t *testing.T) {
+	u := api.Usage{Day: "2026-11-28", JobID: "j-12", User: "alice", Project: "réseau", Node: "node-a", EnergyJ: 1.5, FacilityEnergyJ: 1.95, Cost: 1e-9, CO2G: 3}
+	b := encodeUsage(u)
+	got, err := decodeUsage(b)
+	if err != nil || got != u {
+		t.Fatalf("round trip: %+v, %v; want %+v", got, err, u)
+	}
+	for i := range len(b) { // every truncation is an error, never a panic
+		if _, err := decodeUsage(b[:i]); err == nil {
+			t.Errorf("decoding %d of %d bytes succeeded", i, len(b))
+		}
+	}
+}
