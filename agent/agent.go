@@ -166,6 +166,11 @@ func (a *Agent) reconcile(reply api.HeartbeatReply, sent api.Heartbeat) {
 			t.stop(api.StateCancelled)
 		}
 	}
+	for _, id := range reply.Preempt {
+		if t := a.tasks[id]; t != nil {
+			t.stop(api.StatePreempted)
+		}
+	}
 	for _, as := range reply.Run {
 		if _, held := a.tasks[as.ID]; held {
 			continue

@@ -131,6 +131,9 @@ type JobReport struct {
 type HeartbeatReply struct {
 	Run  []Assignment `json:"run"`
 	Stop []string     `json:"stop,omitempty"`
+	// Preempt lists jobs to checkpoint and stop; they are requeued and
+	// resume from their checkpoint later (e.g. after a peak tariff window).
+	Preempt []string `json:"preempt,omitempty"`
 	// LimitsW is the power limit per GPU index; absent means leave as is.
 	LimitsW map[int]float64 `json:"limits_w,omitempty"`
 }

@@ -31,6 +31,11 @@ type Core struct {
 	tariff  *tariff.Plan
 	planned map[string]int
 	planGen int
+	// CheckpointAtPeak: at a tariff window edge, a running deferrable train
+	// job that would finish cheaper later (deadline still met) is
+	// checkpointed, requeued and deferred; preempting holds those asked.
+	CheckpointAtPeak bool
+	preempting       map[string]bool
 }
 
 // defaultPlan is the flat default tariff; it always compiles.
@@ -49,6 +54,7 @@ func New() *Core {
 		nodes:       map[string]*api.Node{},
 		stopping:    map[string]bool{},
 		planned:     map[string]int{},
+		preempting:  map[string]bool{},
 		tariff:      defaultPlan,
 		nextID:      1,
 		NodeTimeout: DefaultNodeTimeout,
@@ -170,6 +176,7 @@ func (c *Core) Cancel(id string, now time.Time) (api.Job, error) {
 	if j.State == api.StateRunning {
 		c.stopping[id] = true
 	}
+	delete(c.preempting, id)
 	t := now.UTC()
 	j.State, j.Reason, j.FinishedAt = api.StateCancelled, "cancelled by user", &t
 	return *j, nil

@@ -62,6 +62,9 @@ func (c *Core) applyReport(node string, r api.JobReport, now time.Time, ch *Chan
 	case j.State != api.StateRunning:
 		return r.State == api.StateRunning
 	}
+	if r.State != api.StateRunning {
+		delete(c.preempting, r.ID)
+	}
 	switch r.State {
 	case api.StateRunning:
 		if r.Progress != nil {
@@ -94,6 +97,10 @@ func (c *Core) desired(node string, stop []string) api.HeartbeatReply {
 	n := c.nodes[node]
 	for _, j := range c.Jobs() {
 		if j.Node != node || j.State != api.StateRunning {
+			continue
+		}
+		if c.preempting[j.ID] {
+			reply.Preempt = append(reply.Preempt, j.ID)
 			continue
 		}
 		a := api.Assignment{ID: j.ID, Spec: j.Spec, GPUIndices: j.GPUIndices}
@@ -130,6 +137,7 @@ func (c *Core) Tick(now time.Time) Changes {
 				continue
 			}
 			delete(c.stopping, j.ID)
+			delete(c.preempting, j.ID)
 			if j.State == api.StateRunning {
 				j.State, j.Node, j.GPUIndices, j.StartedAt = api.StateQueued, "", nil, nil
 				j.Reason = fmt.Sprintf("node %s stopped heartbeating at %s; requeued",

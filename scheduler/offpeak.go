@@ -174,5 +174,30 @@ func (c *Core) Tariff() *tariff.Plan { return c.tariff }
 // calls it on each tariff window edge.
 func (c *Core) Replan(now time.Time) Changes {
 	c.planGen++
-	return c.Schedule(now)
+	var ch Changes
+	if c.CheckpointAtPeak {
+		c.checkpointForPeak(now, &ch)
+	}
+	ch.Merge(c.Schedule(now))
+	return ch
+}
+
+// checkpointForPeak asks the agents to checkpoint and stop every running
+// deferrable train job whose remaining work would cost less later with its
+// deadline still met; the job is requeued when its agent reports it
+// preempted, and the planner then defers it to that cheaper window.
+func (c *Core) checkpointForPeak(now time.Time, ch *Changes) {
+	for _, j := range c.Jobs() {
+		if j.State != api.StateRunning || !j.Spec.Deferrable || j.Spec.Workload.Train == nil || c.preempting[j.ID] || c.stopping[j.ID] {
+			continue
+		}
+		plan := PlanStart(c.tariff, now, Deadline(&j), Estimate(j.Spec, j.Progress))
+		if !plan.Deferred(now) {
+			continue
+		}
+		c.preempting[j.ID] = true
+		jj := c.jobs[j.ID]
+		jj.Reason = "checkpointing for cheaper hours: " + plan.Reason
+		ch.addJob(jj)
+	}
 }

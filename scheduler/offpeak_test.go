@@ -169,3 +169,60 @@ func TestEstimate(t *testing.T) {
 		t.Errorf("no estimate: %s, want %s", got, DefaultRuntime)
 	}
 }
+
+// With CheckpointAtPeak, a running deferrable train job is checkpointed when
+// the peak starts, then deferred to the next cheap window; an ordinary job
+// and a job that must finish now keep running.
+func TestCheckpointAtPeak(t *testing.T) {
+	c := New()
+	c.CheckpointAtPeak = true
+	now := at("2026-11-26 06:30") // Thursday, off-peak
+	c.SetTariff(peakPlan(t), now)
+	c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 8, 0)}, now)
+	train := func(name string, walltime time.Duration, deadline string) api.JobSpec {
+		s := spec(name, 1, 50)
+		s.Workload = api.Workload{Train: &api.TrainSpec{Epochs: 10}}
+		s.Deferrable, s.Walltime = true, &api.Duration{Duration: walltime}
+		dl := at(deadline)
+		s.Deadline = &dl
+		return s
+	}
+	// Both are expected to end by 07:30, before the peak; they run late.
+	long, _ := c.Submit(train("long", time.Hour, "2026-11-27 12:00"), now)
+	tight, _ := c.Submit(train("tight", time.Hour, "2026-11-26 09:20"), now)
+	plain, _ := c.Submit(spec("plain", 1, 50), now)
+	c.Schedule(now)
+	for _, id := range []string{long.ID, tight.ID, plain.ID} {
+		if j, _ := c.Job(id); j.State != api.StateRunning {
+			t.Fatalf("%s is %s at 06:30 (%s), want running", id, j.State, j.Reason)
+		}
+	}
+	now = at("2026-11-26 08:00")
+	// long has half its work left (30 min: cheaper tonight); tight's deadline
+	// leaves no room to wait.
+	running := []api.JobReport{{ID: long.ID, State: api.StateRunning, Progress: &api.Progress{Fraction: 0.5}},
+		{ID: tight.ID, State: api.StateRunning}, {ID: plain.ID, State: api.StateRunning}}
+	c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 8, 0), Jobs: running}, now)
+	c.Replan(now) // the cron entry on the peak's start
+	reply, _ := c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 8, 0), Jobs: running}, now)
+	if len(reply.Preempt) != 1 || reply.Preempt[0] != long.ID {
+		t.Fatalf("preempt %v, want [%s]", reply.Preempt, long.ID)
+	}
+	for _, a := range reply.Run {
+		if a.ID == long.ID {
+			t.Errorf("the job being checkpointed is still in Run")
+		}
+	}
+	// The agent checkpoints it and says so.
+	running[0].State = api.StatePreempted
+	c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 8, 0), Jobs: running}, now.Add(time.Second))
+	j, _ := c.Job(long.ID)
+	if j.State != api.StateDeferred || !strings.HasPrefix(j.Reason, "deferred until 20:00 UTC") {
+		t.Errorf("after its checkpoint the job is %s (%s), want deferred until 20:00", j.State, j.Reason)
+	}
+	for _, id := range []string{tight.ID, plain.ID} {
+		if j, _ := c.Job(id); j.State != api.StateRunning {
+			t.Errorf("%s is %s, want still running", id, j.State)
+		}
+	}
+}

@@ -43,6 +43,14 @@ func (s *Server) SetTelemetry(every, retention time.Duration) {
 	s.ext.sampleEvery, s.ext.retention = every, retention
 }
 
+// SetCheckpointAtPeak turns on checkpointing running deferrable train jobs at
+// a tariff window edge when their remaining work is cheaper later.
+func (s *Server) SetCheckpointAtPeak(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.core.CheckpointAtPeak = on
+}
+
 func (s *Server) extraRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/tariff", s.getTariff)
 	mux.HandleFunc("PUT /api/v1/tariff", s.putTariff)

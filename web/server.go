@@ -57,9 +57,9 @@ func (s *Server) reload() error {
 	if err != nil {
 		return fmt.Errorf("load nodes: %w", err)
 	}
-	timeout, plan := s.core.NodeTimeout, s.core.Tariff()
+	timeout, plan, ckpt := s.core.NodeTimeout, s.core.Tariff(), s.core.CheckpointAtPeak
 	s.core = scheduler.New()
-	s.core.NodeTimeout = timeout
+	s.core.NodeTimeout, s.core.CheckpointAtPeak = timeout, ckpt
 	s.core.UseTariff(plan)
 	s.core.Restore(jobs, nodes)
 	return nil

@@ -57,6 +57,7 @@ type config struct {
 	dailyReport string
 	sampleEvery time.Duration
 	retention   time.Duration
+	checkpoint  bool
 }
 
 func main() {
@@ -80,6 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.dailyReport, "daily-report", web.DefaultDailyReport, "cron schedule of the daily energy report of the previous UTC day (\"\" turns it off)")
 	fs.DurationVar(&cfg.sampleEvery, "telemetry-every", web.DefaultSampleEvery, "store a power sample per node and per running job at most this often (0 stores none)")
+	fs.BoolVar(&cfg.checkpoint, "checkpoint-at-peak", false, "at each tariff window edge, checkpoint running deferrable train jobs whose remaining work is cheaper later (deadline kept) and resume them then")
 	fs.DurationVar(&cfg.retention, "telemetry-retention", web.DefaultRetention, "delete power samples older than this (0 keeps them forever)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
@@ -146,6 +148,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return fmt.Errorf("--telemetry-every %s, --telemetry-retention %s: give 0 or a positive duration", cfg.sampleEvery, cfg.retention)
 	}
 	srv.SetTelemetry(cfg.sampleEvery, cfg.retention)
+	srv.SetCheckpointAtPeak(cfg.checkpoint)
 	if cfg.dailyReport != "" {
 		if _, err := tariff.ParseSchedule(cfg.dailyReport); err != nil {
 			return fmt.Errorf("--daily-report: %w", err)
