@@ -132,40 +132,66 @@ func splitDays(from, to time.Time) []daySpan {
 // project, so that the groups always add up to the total. Rows come sorted by
 // group (jobs by number), the idle group last.
 func Report(rows []api.Usage, groupBy string) (groups []api.ReportRow, total api.ReportRow) {
-	index := map[string]int{} // group -> its place in groups
-	// A job belongs to one job, user and project group, but may span several
-	// days and nodes: count it once per group.
-	spans := groupBy == "day" || groupBy == "node"
-	seen := map[string]bool{}
-	allJobs := map[string]bool{}
+	r := NewReporter(groupBy)
 	for _, u := range rows {
-		key := groupKey(u, groupBy)
-		i, ok := index[key]
-		if !ok {
-			i = len(groups)
-			index[key] = i
-			groups = append(groups, api.ReportRow{Group: key})
-		}
-		r := &groups[i]
-		r.EnergyJ += u.EnergyJ
-		r.FacilityEnergyJ += u.FacilityEnergyJ
-		r.Cost += u.Cost
-		r.CO2G += u.CO2G
-		if u.JobID == "" {
-			continue
-		}
-		seenKey := u.JobID
-		if spans {
-			seenKey = key + "\x00" + u.JobID
-		}
-		if !seen[seenKey] {
-			seen[seenKey] = true
-			r.Jobs++
-		}
-		if spans {
-			allJobs[u.JobID] = true
-		}
+		r.Add(u)
 	}
+	return r.Done()
+}
+
+// Reporter adds usage rows up one at a time, so that a long report can
+// stream rows from storage. Report is the same over a slice.
+type Reporter struct {
+	groupBy string
+	spans   bool
+	index   map[string]int // group -> its place in groups
+	groups  []api.ReportRow
+	seen    map[groupJob]bool
+	allJobs map[string]bool
+}
+
+type groupJob struct{ group, job string }
+
+// NewReporter starts a report grouped by job, user, project, node or day.
+func NewReporter(groupBy string) *Reporter {
+	return &Reporter{groupBy: groupBy, spans: groupBy == "day" || groupBy == "node",
+		index: map[string]int{}, seen: map[groupJob]bool{}, allJobs: map[string]bool{}}
+}
+
+// Add adds one usage row.
+func (rp *Reporter) Add(u api.Usage) {
+	key := groupKey(u, rp.groupBy)
+	i, ok := rp.index[key]
+	if !ok {
+		i = len(rp.groups)
+		rp.index[key] = i
+		rp.groups = append(rp.groups, api.ReportRow{Group: key})
+	}
+	r := &rp.groups[i]
+	r.EnergyJ += u.EnergyJ
+	r.FacilityEnergyJ += u.FacilityEnergyJ
+	r.Cost += u.Cost
+	r.CO2G += u.CO2G
+	if u.JobID == "" {
+		return
+	}
+	// A job belongs to one job, user and project group, but may span
+	// several days and nodes: count it once per group.
+	gj := groupJob{job: u.JobID}
+	if rp.spans {
+		gj.group = key
+		rp.allJobs[u.JobID] = true
+	}
+	if !rp.seen[gj] {
+		rp.seen[gj] = true
+		r.Jobs++
+	}
+}
+
+// Done returns the groups, sorted by group (jobs by number, the idle group
+// last), and the total.
+func (rp *Reporter) Done() (groups []api.ReportRow, total api.ReportRow) {
+	groups, groupBy, spans, allJobs := rp.groups, rp.groupBy, rp.spans, rp.allJobs
 	total.Group = "total"
 	for _, r := range groups {
 		total.EnergyJ += r.EnergyJ

@@ -50,22 +50,46 @@ func addUsage(tx *bolt.Tx, rows []api.Usage) error {
 // inclusive), in key order.
 func (db *DB) Usage(fromDay, toDay string) ([]api.Usage, error) {
 	var out []api.Usage
+	err := db.ScanUsage(fromDay, toDay, func(u api.Usage) { out = append(out, u) })
+	return out, err
+}
+
+// ScanUsage calls fn with each per-day usage row of the days from..to (both
+// inclusive), in key order, inside one read transaction: a long report
+// streams through it without holding every row. Strings that repeat (days,
+// users, projects, nodes, job ids) are shared between rows.
+func (db *DB) ScanUsage(fromDay, toDay string, fn func(api.Usage)) error {
+	in := interner{}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketUsage).Cursor()
 		end := []byte(toDay + "/\xff")
 		for k, v := c.Seek([]byte(fromDay)); k != nil && bytes.Compare(k, end) <= 0; k, v = c.Next() {
-			u, err := decodeUsage(v)
+			u, err := in.decodeUsage(v)
 			if err != nil {
 				return fmt.Errorf("decode usage %s: %w", k, err)
 			}
-			out = append(out, u)
+			fn(u)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read usage %s..%s from %s: %w", fromDay, toDay, db.path, err)
+		return fmt.Errorf("read usage %s..%s from %s: %w", fromDay, toDay, db.path, err)
 	}
-	return out, nil
+	return nil
+}
+
+// interner hands out one string per distinct byte sequence.
+type interner map[string]string
+
+func (in interner) get(b []byte) string {
+	if s, ok := in[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	s := string(b)
+	if len(in) < 1<<20 {
+		in[s] = s
+	}
+	return s
 }
 
 // PutTariff stores the tariff (its JSON, as the web layer validated it) in
@@ -170,7 +194,9 @@ func encodeUsage(u api.Usage) []byte {
 	return b
 }
 
-func decodeUsage(b []byte) (api.Usage, error) {
+func decodeUsage(b []byte) (api.Usage, error) { return interner{}.decodeUsage(b) }
+
+func (in interner) decodeUsage(b []byte) (api.Usage, error) {
 	var u api.Usage
 	if len(b) < 33 || b[0] != usageVersion {
 		return u, errors.New("not a usage row of this joule (unknown encoding)")
@@ -183,7 +209,7 @@ func decodeUsage(b []byte) (api.Usage, error) {
 		if k <= 0 || uint64(len(rest)-k) < n {
 			return u, errors.New("truncated usage row")
 		}
-		*dst = string(rest[k : k+int(n)])
+		*dst = in.get(rest[k : k+int(n)])
 		rest = rest[k+int(n):]
 	}
 	return u, nil

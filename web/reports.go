@@ -85,11 +85,11 @@ func parseDay(v string) (time.Time, error) {
 
 // EnergyReport builds a report from the per-day totals in storage.
 func (s *Server) EnergyReport(rq reportQuery) (api.Report, error) {
-	rows, err := s.db.Usage(rq.from, rq.to)
-	if err != nil {
+	rp := scheduler.NewReporter(rq.groupBy)
+	if err := s.db.ScanUsage(rq.from, rq.to, rp.Add); err != nil {
 		return api.Report{}, err
 	}
-	groups, total := scheduler.Report(rows, rq.groupBy)
+	groups, total := rp.Done()
 	if groups == nil {
 		groups = []api.ReportRow{}
 	}
