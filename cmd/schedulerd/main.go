@@ -160,7 +160,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	addr := "http://" + ln.Addr().String()
 	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	log.Info("schedulerd serving", "addr", addr, "data", db.Path())
+	log.Info("schedulerd serving", "addr", addr, "dashboard", addr+"/", "data", db.Path())
 
 	var wg sync.WaitGroup
 	tickCtx, stopTick := context.WithCancel(context.Background())
