@@ -63,6 +63,18 @@ func (s *Server) extraRoutes(mux *http.ServeMux) {
 	s.dashboardRoutes(mux)
 }
 
+// catchUpDaily makes yesterday's daily report if it is missing (schedulerd
+// was down when it was due).
+func (s *Server) catchUpDaily() {
+	day := s.now().UTC().AddDate(0, 0, -1)
+	if _, ok, err := s.db.DailyReport(day.Format(time.DateOnly)); err != nil || ok {
+		return
+	}
+	if _, err := s.MakeDailyReport(day); err != nil {
+		s.log.Error("daily report", "err", err)
+	}
+}
+
 // RunSchedules runs the cron schedules until ctx ends: re-planning on every
 // tariff window edge, the daily report (dailySpec, a cron expression; empty
 // turns it off) and the hourly pruning of old telemetry. The core itself
@@ -89,6 +101,9 @@ func (s *Server) RunSchedules(ctx context.Context, dailySpec string) error {
 	s.mu.Unlock()
 	s.scheduleEdges(plan)
 	s.prune()
+	if dailySpec != "" {
+		s.catchUpDaily()
+	}
 	c.Start()
 	<-ctx.Done()
 	<-c.Stop().Done()

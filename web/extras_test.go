@@ -328,3 +328,30 @@ func TestPagesRender(t *testing.T) {
 		t.Errorf("an unknown job's page: %d, want 404", code)
 	}
 }
+
+// RunSchedules makes yesterday's missing daily report at once, and stops
+// with its context.
+func TestRunSchedulesCatchesUpDailyReport(t *testing.T) {
+	ts := newLiveServer(t, t.TempDir(), "2026-11-27 09:00")
+	if err := ts.srv.RunSchedules(context.Background(), "CRON_TZ=UTC"); err == nil || !strings.Contains(err.Error(), "no schedule") {
+		t.Errorf("a daily schedule without a schedule: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- ts.srv.RunSchedules(ctx, "CRON_TZ=UTC 5 0 * * *") }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		list, _ := ts.db.DailyReports()
+		if len(list) == 1 && list[0].Day == "2026-11-26" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no daily report for 2026-11-26 was made: %+v", list)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("RunSchedules: %v", err)
+	}
+}
