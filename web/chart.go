@@ -19,7 +19,7 @@ const (
 	padT, padB     = 24.0, 36.0
 )
 
-// niceTicks returns about n round tick values covering [lo, hi].
+// niceTicks returns about n round tick values whose range covers [lo, hi].
 func niceTicks(lo, hi float64, n int) []float64 {
 	if hi <= lo {
 		hi = lo + 1
@@ -33,11 +33,16 @@ func niceTicks(lo, hi float64, n int) []float64 {
 			break
 		}
 	}
+	// From the last step at or below lo to the first at or above hi, so that
+	// every value lies inside the axis.
 	var out []float64
-	for v := math.Floor(lo/step) * step; v <= hi+step*1e-9; v += step {
+	for i := math.Floor(lo / step); ; i++ {
+		v := i * step
 		out = append(out, v)
+		if v >= hi-step*1e-9 {
+			return out
+		}
 	}
-	return out
 }
 
 func fmtNum(v float64) string {
