@@ -198,6 +198,12 @@ func decodeUsage(b []byte) (api.Usage, error) { return interner{}.decodeUsage(b)
 
 func (in interner) decodeUsage(b []byte) (api.Usage, error) {
 	var u api.Usage
+	if len(b) > 0 && b[0] == '{' { // JSON, as development builds wrote it
+		if err := json.Unmarshal(b, &u); err != nil {
+			return u, fmt.Errorf("decode usage row: %w", err)
+		}
+		return u, nil
+	}
 	if len(b) < 33 || b[0] != usageVersion {
 		return u, errors.New("not a usage row of this joule (unknown encoding)")
 	}

@@ -134,3 +134,11 @@ func TestUsageEncoding(t *testing.T) {
 		}
 	}
 }
+
+// Rows written as JSON (by development builds) still read.
+func TestUsageJSONRowsStillRead(t *testing.T) {
+	u, err := decodeUsage([]byte(`{"day":"2026-11-28","node":"n1","energy_j":5,"cost":0.1}`))
+	if err != nil || u.Node != "n1" || u.EnergyJ != 5 || u.Cost != 0.1 {
+		t.Errorf("JSON row: %+v, %v", u, err)
+	}
+}

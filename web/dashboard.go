@@ -354,10 +354,16 @@ func (s *Server) pageReports(w http.ResponseWriter, r *http.Request) {
 		}
 		return rep, true
 	}
-	byDay, ok1 := report("day")
-	byUser, ok2 := report("user")
-	byProject, ok3 := report("project")
-	if !ok1 || !ok2 || !ok3 {
+	byDay, ok := report("day")
+	if !ok {
+		return
+	}
+	byUser, ok := report("user")
+	if !ok {
+		return
+	}
+	byProject, ok := report("project")
+	if !ok {
 		return
 	}
 	bars := func(rep api.Report, val func(api.ReportRow) float64) ([]string, []float64) {
