@@ -96,12 +96,19 @@ func lineChart(title, unit string, ts []time.Time, series []lineSeries, step boo
 			padL, chartW-padR, y(tv), y(tv), padL-6, y(tv)+4, fmtNum(tv))
 	}
 	layout := "15:04"
-	if t1.Sub(t0) > 36*time.Hour {
+	switch span := t1.Sub(t0); {
+	case span > 36*time.Hour:
 		layout = "Jan 2 15:04"
+	case span < 10*time.Minute:
+		layout = "15:04:05"
 	}
 	for i := range 5 {
 		t := t0.Add(time.Duration(float64(t1.Sub(t0)) * float64(i) / 4))
-		fmt.Fprintf(&b, `<text class="xlab" x="%.1f" y="%g">%s</text>`, x(t), chartH-padB+16, t.UTC().Format(layout))
+		anchor := ""
+		if i == 4 {
+			anchor = ` style="text-anchor:end"`
+		}
+		fmt.Fprintf(&b, `<text class="xlab" x="%.1f" y="%g"%s>%s</text>`, x(t), chartH-padB+16, anchor, t.UTC().Format(layout))
 	}
 	for k, s := range series {
 		var pts []string

@@ -48,7 +48,7 @@ func TestChartsEscapeAndHandleEmpty(t *testing.T) {
 	s := string(lineChart("power", "W", ts, []lineSeries{{"p", []float64{100, 300, 200}}}, true))
 	// A step chart holds each value to the next point: 3 points + 2 corners.
 	pts := strings.Fields(s[strings.Index(s, `points="`)+8 : strings.Index(s, `"/>`+"</svg>")])
-	if len(pts) != 5 || !strings.Contains(s, ">10:01<") {
+	if len(pts) != 5 || !strings.Contains(s, ">10:01:00<") {
 		t.Errorf("step line: %d points (%v)\n%s", len(pts), pts, s)
 	}
 }
