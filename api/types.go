@@ -38,6 +38,38 @@ type Job struct {
 	DeferredUntil *time.Time `json:"deferred_until,omitempty"`
 	Progress      *Progress  `json:"progress,omitempty"`
 	Metrics       *Metrics   `json:"metrics,omitempty"`
+	// GangNodes lists every whole node a multi-node job holds (Node is the
+	// first). Only the simulator places such jobs; schedulerd refuses them.
+	GangNodes []string `json:"gang_nodes,omitempty"`
+	// Placement explains the decision that placed the job: the best
+	// candidate nodes with each scorer's part.
+	Placement *Placement `json:"placement,omitempty"`
+}
+
+// Placement is the placement metrics of one decision, as Nomad's are: how
+// many nodes the filter looked at, and the best candidates with their score
+// parts, best first (at most a few).
+type Placement struct {
+	Policy     string      `json:"policy"`
+	Evaluated  int         `json:"evaluated"`
+	Candidates []Candidate `json:"candidates"`
+}
+
+// Candidate is one node the placement pipeline scored.
+type Candidate struct {
+	Node string `json:"node"`
+	// Score is the weighted sum of the parts; the highest wins.
+	Score float64     `json:"score"`
+	Parts []ScorePart `json:"parts"`
+	// Power is the node's power state when scored (on, suspended, resuming).
+	Power string `json:"power,omitempty"`
+}
+
+// ScorePart is one scorer's score for a candidate, 0..1, and its weight.
+type ScorePart struct {
+	Scorer string  `json:"scorer"`
+	Score  float64 `json:"score"`
+	Weight float64 `json:"weight"`
 }
 
 // Progress is a running job's latest progress report.
@@ -82,10 +114,23 @@ const (
 	NodeDown = "down"
 )
 
+// Node power states: awake, suspended by the scheduler after an idle
+// timeout, or waking up (usable at ReadyAt).
+const (
+	PowerOn        = "on"
+	PowerSuspended = "suspended"
+	PowerResuming  = "resuming"
+)
+
 // Node is a GPU node as the scheduler sees it.
 type Node struct {
 	Name          string    `json:"name"`
 	State         string    `json:"state"`
+	// Power is the node's power state (PowerOn when empty); PowerSince when
+	// it entered it, ReadyAt when a resuming node is expected to be usable.
+	Power      string     `json:"power,omitempty"`
+	PowerSince *time.Time `json:"power_since,omitempty"`
+	ReadyAt    *time.Time `json:"ready_at,omitempty"`
 	LastHeartbeat time.Time `json:"last_heartbeat"`
 	GPUs          []GPU     `json:"gpus"`
 	// EnergyJ is the energy its GPUs drew while holding no job.
@@ -136,6 +181,9 @@ type HeartbeatReply struct {
 	Preempt []string `json:"preempt,omitempty"`
 	// LimitsW is the power limit per GPU index; absent means leave as is.
 	LimitsW map[int]float64 `json:"limits_w,omitempty"`
+	// Power is the node's desired power state: PowerSuspended tells the
+	// agent to run its suspend command, PowerOn (or empty) to be awake.
+	Power string `json:"power,omitempty"`
 }
 
 // Assignment tells an agent to run a job on some of its GPUs.

@@ -47,6 +47,10 @@ type Model struct {
 	MinLimitW, MaxLimitW, DefaultLimitW float64
 	// A and K shape the throughput curve: see CurveRel.
 	A, K float64
+	// RelSpeed is training throughput relative to an H100 SXM at full
+	// speed (1 = the same; 0 counts as 1). It only ranks GPU models by work
+	// per joule (WorkPerJ) on heterogeneous clusters.
+	RelSpeed float64
 }
 
 // models holds the calibrated defaults per GPU kind. Limits and idle draw
@@ -63,14 +67,16 @@ var models = map[string]Model{
 		PeakW: 0.7 * 700,
 		// H100 SXM5: 200..700 W, default 700 W.
 		MinLimitW: 200, MaxLimitW: 700, DefaultLimitW: 700,
-		A: DefaultCurveA, K: DefaultCurveK,
+		A: DefaultCurveA, K: DefaultCurveK, RelSpeed: 1,
 	},
 	"h200": {
 		Name:      "NVIDIA H200 141GB HBM3e", // go-nvml gpus.H200_SXM5_141GB
 		IdleW:     75,
 		PeakW:     0.7 * 700,
 		MinLimitW: 200, MaxLimitW: 700, DefaultLimitW: 700,
-		A: DefaultCurveA, K: DefaultCurveK,
+		// Same compute as the H100; its extra memory bandwidth helps only
+		// memory-bound jobs, so 1.1 is a modest, assumed average.
+		A: DefaultCurveA, K: DefaultCurveK, RelSpeed: 1.1,
 	},
 	"a100": {
 		// go-nvml's dgxa100 mock uses gpus.A100_SXM4_40GB, whose name
@@ -79,7 +85,9 @@ var models = map[string]Model{
 		IdleW:     60,
 		PeakW:     0.7 * 400,
 		MinLimitW: 100, MaxLimitW: 400, DefaultLimitW: 400,
-		A: DefaultCurveA, K: DefaultCurveK,
+		// Assumed: dense BF16 312 vs 989 TFLOPS is 0.32; end-to-end
+		// training runs closer to 0.4-0.5 of an H100, so 0.45.
+		A: DefaultCurveA, K: DefaultCurveK, RelSpeed: 0.45,
 	},
 }
 

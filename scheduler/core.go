@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/joulehq/joule/api"
-	"github.com/joulehq/joule/power/tariff"
+	"github.com/joulehq/joule/power"
 )
 
 // DefaultNodeTimeout is how long a node may stay silent before it is marked
@@ -16,64 +16,143 @@ import (
 const DefaultNodeTimeout = 30 * time.Second
 
 // Core holds the scheduler's state. It is not safe for concurrent use: the
-// daemon serialises events through it.
+// daemon serialises events through it, the simulator drives it from one
+// goroutine.
+//
+// The data structures are built for a scheduling pass that costs in
+// proportion to the jobs it places, not to the size of the cluster or queue:
+//   - the queue is one sorted slice per (user, project) account, merged
+//     lazily by a heap, so a pass reads only the jobs it examines; fair
+//     share moves a whole account up or down, so it is recomputed once per
+//     pass (at most every shareInterval), never per comparison;
+//   - awake nodes are indexed by (GPU model, free GPUs) in bitsets over
+//     their ordinal by name, so feasibility is "first set bit at or after
+//     the node's position" in the buckets with enough free GPUs;
+//   - each node keeps the jobs it holds, so a heartbeat touches one node.
 type Core struct {
-	jobs   map[string]*api.Job
-	nodes  map[string]*api.Node
+	jobs   map[string]*jobRec
+	nodes  map[string]*nodeState
 	nextID int
-	// stopping holds cancelled jobs whose agent still runs them; their GPUs
-	// stay taken until the agent says they stopped.
-	stopping map[string]bool
-	// NodeTimeout: a node silent for longer is marked down.
+	// NodeTimeout: a node silent for longer is marked down; 0 never.
 	NodeTimeout time.Duration
-	// tariff prices energy and drives off-peak planning; planned[id] is the
-	// planGen a deferred job's plan was made in.
-	tariff  *tariff.Plan
-	planned map[string]int
-	planGen int
-	// CheckpointAtPeak: at a tariff window edge, a running deferrable train
-	// job that would finish cheaper later (deadline still met) is
-	// checkpointed, requeued and deferred; preempting holds those asked.
-	CheckpointAtPeak bool
-	preempting       map[string]bool
+
+	policy Policy
+
+	// order lists the nodes by name; a node's ord is its position.
+	order      []*nodeState
+	orderDirty bool
+	// models maps a GPU model name to its index in modelList; awake[m][f]
+	// holds the ords of up, awake nodes of model m with f free GPUs, asleep[m]
+	// the suspended ones.
+	models    map[string]int
+	modelList []modelInfo
+	awake     [][]bitset
+	asleep    []bitset
+	// avail counts the GPUs a pass could still use: free on indexed awake
+	// nodes plus all of the suspended ones.
+	avail int
+
+	queue queue
+	share fairShare
+	// est learns runtime estimates per account from finished jobs.
+	est map[string]*estimate
 }
 
-// defaultPlan is the flat default tariff; it always compiles.
-var defaultPlan = func() *tariff.Plan {
-	p, err := tariff.Compile(tariff.Default())
-	if err != nil {
-		panic(err)
-	}
-	return p
-}()
+type modelInfo struct {
+	name  string
+	model power.Model
+	// size is the most GPUs any node of this model has.
+	size int
+}
 
-// New returns an empty core.
+// jobRec is a job and the core's bookkeeping for it.
+type jobRec struct {
+	api.Job
+	seq int
+	// qgen identifies the job's current queue entry; older entries are
+	// stale (the job was placed and later requeued).
+	qgen    int
+	stopping bool // cancelled or preempted while its agent still runs it
+	acct    *account
+}
+
+// nodeState is a node and its placement bookkeeping.
+type nodeState struct {
+	api.Node
+	ord   int
+	model int
+	// holder maps a busy GPU index to the job holding it.
+	holder map[int]string
+	// jobs are the jobs placed on this node (running or stopping).
+	jobs      map[string]struct{}
+	// availed is what this node adds to Core.avail while indexed.
+	availed   int
+	idleSince time.Time
+	readyAt   time.Time
+}
+
+func (n *nodeState) total() int { return len(n.GPUs) }
+func (n *nodeState) free() int  { return len(n.GPUs) - len(n.holder) }
+func (n *nodeState) power() string {
+	if n.Power == "" {
+		return api.PowerOn
+	}
+	return n.Power
+}
+
+// New returns an empty core running the default policy.
 func New() *Core {
+	p, _ := PolicyByName(DefaultPolicy)
+	c, _ := NewWithPolicy(p)
+	return c
+}
+
+// NewWithPolicy returns an empty core running policy p.
+func NewWithPolicy(p Policy) (*Core, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
 	return &Core{
-		jobs:        map[string]*api.Job{},
-		nodes:       map[string]*api.Node{},
-		stopping:    map[string]bool{},
-		planned:     map[string]int{},
-		preempting:  map[string]bool{},
-		tariff:      defaultPlan,
+		jobs:        map[string]*jobRec{},
+		nodes:       map[string]*nodeState{},
 		nextID:      1,
 		NodeTimeout: DefaultNodeTimeout,
-	}
+		policy:      p,
+		models:      map[string]int{},
+		queue:       newQueue(),
+		share:       fairShare{users: map[string]*usage{}, projects: map[string]*usage{}, halfLife: p.FairShareHalfLife},
+		est:         map[string]*estimate{},
+	}, nil
 }
+
+// Policy returns the policy the core runs.
+func (c *Core) Policy() Policy { return c.policy }
 
 // Restore loads state read back from storage.
 func (c *Core) Restore(jobs []api.Job, nodes []api.Node) {
-	for i := range jobs {
-		j := jobs[i]
-		c.jobs[j.ID] = &j
-		if n := jobSeq(j.ID); n >= c.nextID {
-			c.nextID = n + 1
+	for i := range nodes {
+		n := c.addNode(nodes[i].Name)
+		gpus := n.GPUs
+		n.Node = nodes[i]
+		if n.GPUs == nil {
+			n.GPUs = gpus
 		}
 	}
-	for i := range nodes {
-		n := nodes[i]
-		c.nodes[n.Name] = &n
+	for i := range jobs {
+		j := &jobRec{Job: jobs[i], seq: jobSeq(jobs[i].ID)}
+		j.acct = c.queue.account(j.Spec.User, j.Spec.Project)
+		c.jobs[j.ID] = j
+		if j.seq >= c.nextID {
+			c.nextID = j.seq + 1
+		}
+		switch {
+		case j.State == api.StateQueued:
+			c.enqueue(j)
+		case j.State == api.StateRunning && j.Node != "":
+			c.hold(j, j.StartedAtOr(time.Time{}))
+		}
 	}
+	c.orderDirty = true
 }
 
 func jobSeq(id string) int {
@@ -90,35 +169,52 @@ func (c *Core) Job(id string) (api.Job, bool) {
 	if !ok {
 		return api.Job{}, false
 	}
-	return *j, true
+	return j.Job, true
 }
 
 // Jobs returns copies of all jobs in submission order.
 func (c *Core) Jobs() []api.Job {
-	out := make([]api.Job, 0, len(c.jobs))
+	recs := make([]*jobRec, 0, len(c.jobs))
 	for _, j := range c.jobs {
-		out = append(out, *j)
+		recs = append(recs, j)
 	}
-	slices.SortFunc(out, func(a, b api.Job) int { return jobSeq(a.ID) - jobSeq(b.ID) })
+	slices.SortFunc(recs, func(a, b *jobRec) int { return a.seq - b.seq })
+	out := make([]api.Job, len(recs))
+	for i, j := range recs {
+		out[i] = j.Job
+	}
 	return out
 }
 
 // Nodes returns copies of all nodes ordered by name.
 func (c *Core) Nodes() []api.Node {
-	out := make([]api.Node, 0, len(c.nodes))
-	for _, name := range c.nodeNames() {
-		out = append(out, *c.nodes[name])
+	c.reorder()
+	out := make([]api.Node, 0, len(c.order))
+	for _, n := range c.order {
+		out = append(out, n.Node)
 	}
 	return out
 }
 
-func (c *Core) nodeNames() []string {
-	names := make([]string, 0, len(c.nodes))
-	for n := range c.nodes {
-		names = append(names, n)
+// NodeLoad is a node's load and power state, for the simulator's energy
+// accounting: cheaper than Nodes, which copies every GPU.
+type NodeLoad struct {
+	Name        string
+	Model       string
+	Total, Busy int
+	Power       string
+	Up          bool
+}
+
+// Loads returns every node's load, ordered by name.
+func (c *Core) Loads() []NodeLoad {
+	c.reorder()
+	out := make([]NodeLoad, len(c.order))
+	for i, n := range c.order {
+		out[i] = NodeLoad{Name: n.Name, Model: c.modelList[n.model].name, Total: n.total(),
+			Busy: len(n.holder), Power: n.power(), Up: n.State == api.NodeUp}
 	}
-	slices.Sort(names)
-	return names
+	return out
 }
 
 // Submit queues a new job. The spec must already be validated. It refuses a
@@ -127,35 +223,43 @@ func (c *Core) Submit(spec api.JobSpec, now time.Time) (api.Job, error) {
 	if err := c.feasible(spec); err != nil {
 		return api.Job{}, err
 	}
-	j := &api.Job{
-		ID:          fmt.Sprintf("j-%d", c.nextID),
+	j := &jobRec{Job: api.Job{
+		ID:          "j-" + strconv.Itoa(c.nextID),
 		Spec:        spec,
 		State:       api.StateQueued,
+		Reason:      "waiting for the next scheduling pass",
 		SubmittedAt: now.UTC(),
-	}
+	}, seq: c.nextID}
+	j.acct = c.queue.account(spec.User, spec.Project)
 	c.nextID++
 	c.jobs[j.ID] = j
-	return *j, nil
+	c.enqueue(j)
+	return j.Job, nil
 }
 
-// feasible refuses a job bigger than every node. With no node known yet it
-// accepts: nodes may register after the first submissions.
+// feasible refuses a job bigger than every node (unless the policy places
+// multi-node jobs on whole nodes). With no node known yet it accepts: nodes
+// may register after the first submissions.
 func (c *Core) feasible(spec api.JobSpec) error {
 	if len(c.nodes) == 0 {
 		return nil
 	}
-	largest, name := 0, ""
-	for _, n := range c.Nodes() {
-		if len(n.GPUs) > largest {
-			largest, name = len(n.GPUs), n.Name
+	largest, name, totalGPUs := 0, "", 0
+	for _, n := range c.nodes {
+		totalGPUs += n.total()
+		if n.total() > largest || (n.total() == largest && n.Name < name) {
+			largest, name = n.total(), n.Name
 		}
 	}
-	if spec.GPUs > largest {
-		return &api.FieldError{Field: "gpus", Msg: fmt.Sprintf(
-			"no node has %d GPUs; the largest has %d (%s). A job runs on one node: ask for at most %d",
-			spec.GPUs, largest, name, largest)}
+	if spec.GPUs <= largest {
+		return nil
 	}
-	return nil
+	if c.policy.MultiNode && spec.GPUs <= totalGPUs {
+		return nil
+	}
+	return &api.FieldError{Field: "gpus", Msg: fmt.Sprintf(
+		"no node has %d GPUs; the largest has %d (%s). A job runs on one node: ask for at most %d",
+		spec.GPUs, largest, name, largest)}
 }
 
 // ErrNotFound is returned for an unknown job id.
@@ -171,15 +275,15 @@ func (c *Core) Cancel(id string, now time.Time) (api.Job, error) {
 		return api.Job{}, ErrNotFound{id}
 	}
 	if api.Terminal(j.State) {
-		return *j, fmt.Errorf("job %s already %s; nothing to cancel", id, j.State)
+		return j.Job, fmt.Errorf("job %s already %s; nothing to cancel", id, j.State)
 	}
 	if j.State == api.StateRunning {
-		c.stopping[id] = true
+		j.stopping = true
+		c.share.stop(j, now)
 	}
-	delete(c.preempting, id)
 	t := now.UTC()
 	j.State, j.Reason, j.FinishedAt = api.StateCancelled, "cancelled by user", &t
-	return *j, nil
+	return j.Job, nil
 }
 
 // Changes lists what an event changed, for the daemon to store before it
@@ -187,65 +291,62 @@ func (c *Core) Cancel(id string, now time.Time) (api.Job, error) {
 type Changes struct {
 	Jobs  []api.Job
 	Nodes []api.Node
-	// Usage is the energy, cost and CO2 metered, one row per day and job (or
-	// node, for idle energy); storage adds it to its per-day totals.
-	Usage []api.Usage
+	// index finds a job in Jobs.
+	index map[string]int
 }
 
-func (ch *Changes) addUsage(u api.Usage) {
-	for i := range ch.Usage {
-		if ch.Usage[i].Key() == u.Key() {
-			ch.Usage[i].Add(u)
+func (ch *Changes) addJob(j *jobRec) {
+	if i, ok := ch.index[j.ID]; ok {
+		ch.Jobs[i] = j.Job
+		return
+	}
+	if ch.index == nil {
+		ch.index = map[string]int{}
+	}
+	ch.index[j.ID] = len(ch.Jobs)
+	ch.Jobs = append(ch.Jobs, j.Job)
+}
+
+func (ch *Changes) addNode(n *nodeState) {
+	for i := range ch.Nodes {
+		if ch.Nodes[i].Name == n.Name {
+			ch.Nodes[i] = n.Node
 			return
 		}
 	}
-	ch.Usage = append(ch.Usage, u)
+	ch.Nodes = append(ch.Nodes, n.Node)
 }
 
-// Merge adds another event's changes to ch.
-func (ch *Changes) Merge(o Changes) {
+func (ch *Changes) merge(o Changes) {
 	for i := range o.Jobs {
-		ch.addJob(&o.Jobs[i])
-	}
-	for _, n := range o.Nodes {
-		replaced := false
-		for i := range ch.Nodes {
-			if ch.Nodes[i].Name == n.Name {
-				ch.Nodes[i], replaced = n, true
-			}
-		}
-		if !replaced {
-			ch.Nodes = append(ch.Nodes, n)
-		}
-	}
-	for _, u := range o.Usage {
-		ch.addUsage(u)
-	}
-}
-
-func (ch *Changes) addJob(j *api.Job) {
-	for i := range ch.Jobs {
-		if ch.Jobs[i].ID == j.ID {
-			ch.Jobs[i] = *j
-			return
-		}
-	}
-	ch.Jobs = append(ch.Jobs, *j)
-}
-
-// busyGPUs maps node -> GPU index -> job id for every GPU a job holds.
-func (c *Core) busyGPUs() map[string]map[int]string {
-	busy := map[string]map[int]string{}
-	for _, j := range c.jobs {
-		if j.Node == "" || !(j.State == api.StateRunning || c.stopping[j.ID]) {
+		j := o.Jobs[i]
+		if k, ok := ch.index[j.ID]; ok {
+			ch.Jobs[k] = j
 			continue
 		}
-		if busy[j.Node] == nil {
-			busy[j.Node] = map[int]string{}
+		if ch.index == nil {
+			ch.index = map[string]int{}
 		}
-		for _, g := range j.GPUIndices {
-			busy[j.Node][g] = j.ID
+		ch.index[j.ID] = len(ch.Jobs)
+		ch.Jobs = append(ch.Jobs, j)
+	}
+	for i := range o.Nodes {
+		found := false
+		for k := range ch.Nodes {
+			if ch.Nodes[k].Name == o.Nodes[i].Name {
+				ch.Nodes[k], found = o.Nodes[i], true
+			}
+		}
+		if !found {
+			ch.Nodes = append(ch.Nodes, o.Nodes[i])
 		}
 	}
-	return busy
+}
+
+// StartedAtOr returns the start time, or def when the job has none.
+func (j *jobRec) StartedAtOr(def time.Time) time.Time {
+	if j.StartedAt == nil {
+		return def
+	}
+	return *j.StartedAt
 }

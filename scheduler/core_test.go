@@ -27,43 +27,51 @@ func gpus(node string, n int, energyJ float64) []api.GPU {
 	return out
 }
 
-func TestBestFitScore(t *testing.T) {
-	tests := []struct {
-		free, need int
-		want       float64
-	}{
-		{8, 8, 1},       // fills the node exactly
-		{8, 1, 1.0 / 8}, // leaves 7 free
-		{2, 1, 1.0 / 2}, // leaves 1 free
-		{4, 0, 1.0 / 5}, // a CPU-only job leaves all 4
-	}
-	for _, tt := range tests {
-		if got := bestFitScore(tt.free, tt.need); got != tt.want {
-			t.Errorf("bestFitScore(%d, %d) = %v, want %v", tt.free, tt.need, got, tt.want)
+// freeNode registers a node of total GPUs whose first total-free GPUs are
+// held by a running filler job (restored, as after a restart).
+func freeNode(t *testing.T, c *Core, name string, total, free int, now time.Time) {
+	t.Helper()
+	c.Heartbeat(name, api.Heartbeat{GPUs: gpus(name, total, 0)}, now)
+	if busy := total - free; busy > 0 {
+		idx := make([]int, busy)
+		for i := range idx {
+			idx[i] = i
 		}
+		c.Restore([]api.Job{{ID: fmt.Sprintf("j-%d", 1000+len(c.jobs)), Spec: spec("filler-"+name, busy, 50),
+			State: api.StateRunning, Node: name, GPUIndices: idx, StartedAt: &now}}, nil)
 	}
 }
 
 func TestPlace(t *testing.T) {
+	type node struct {
+		name        string
+		total, free int
+	}
 	tests := []struct {
 		name       string
-		free       map[string][]int
+		nodes      []node
 		need       int
 		wantNode   string
 		wantGPUs   []int
 		wantReason string
 	}{
-		{"best fit takes the fuller node", map[string][]int{"a": {0, 1, 2, 3, 4, 5, 6, 7}, "b": {6, 7}}, 2, "b", []int{6, 7}, ""},
-		{"tie goes to the first name", map[string][]int{"b": {0, 1}, "a": {2, 3}}, 1, "a", []int{2}, ""},
-		{"too big", map[string][]int{"a": {0, 1, 2}, "b": {0, 1, 2, 3, 4}}, 8, "", nil, "needs 8 GPUs on one node; the largest free block is 5 (b)"},
-		{"no nodes", map[string][]int{}, 1, "", nil, "no node is up; waiting for an agent to register"},
+		{"best fit takes the fuller node", []node{{"a", 8, 8}, {"b", 8, 2}}, 2, "b", []int{6, 7}, ""},
+		{"tie goes to the first name", []node{{"b", 2, 2}, {"a", 4, 2}}, 1, "a", []int{2}, ""},
+		{"too big", []node{{"a", 8, 3}, {"b", 8, 5}}, 8, "", nil, "needs 8 GPUs on one node; the largest free block is 5 (b)"},
+		{"no nodes", nil, 1, "", nil, "no node is up; waiting for an agent to register"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			j := &api.Job{Spec: spec("x", tt.need, 50)}
-			node, g, reason := place(j, tt.free)
-			if node != tt.wantNode || fmt.Sprint(g) != fmt.Sprint(tt.wantGPUs) || reason != tt.wantReason {
-				t.Errorf("place = (%q, %v, %q), want (%q, %v, %q)", node, g, reason, tt.wantNode, tt.wantGPUs, tt.wantReason)
+			c := New()
+			for _, n := range tt.nodes {
+				freeNode(t, c, n.name, n.total, n.free, t0)
+			}
+			j, _ := c.Submit(spec("x", tt.need, 50), t0)
+			c.Schedule(t0)
+			got, _ := c.Job(j.ID)
+			if got.Node != tt.wantNode || fmt.Sprint(got.GPUIndices) != fmt.Sprint(tt.wantGPUs) ||
+				!strings.HasPrefix(got.Reason, tt.wantReason) {
+				t.Errorf("placed (%q, %v, %q), want (%q, %v, %q)", got.Node, got.GPUIndices, got.Reason, tt.wantNode, tt.wantGPUs, tt.wantReason)
 			}
 		})
 	}
@@ -90,7 +98,8 @@ func TestQueueOrderPriorityThenSubmitTime(t *testing.T) {
 	c.Submit(spec("high", 1, 90), t0.Add(time.Second))
 	c.Submit(spec("low2", 1, 10), t0.Add(2*time.Second))
 	var names []string
-	for _, j := range c.queue() {
+	cur := c.queue.cursor()
+	for j := cur.next(); j != nil; j = cur.next() {
 		names = append(names, j.Spec.Name)
 	}
 	if got := strings.Join(names, ","); got != "high,low,low2" {

@@ -13,57 +13,79 @@ import (
 // work and returns the node's desired state.
 func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.HeartbeatReply, Changes) {
 	var ch Changes
-	n := c.nodes[node]
-	if n == nil {
-		n = &api.Node{Name: node}
-		c.nodes[node] = n
-	}
-	c.meterEnergy(n, hb.GPUs, now, &ch)
-	n.GPUs = slices.Clone(hb.GPUs)
+	n := c.addNode(node)
+	c.meterEnergy(n, hb.GPUs, &ch)
+	c.unindex(n)
 	n.State, n.LastHeartbeat = api.NodeUp, now.UTC()
+	if n.idleSince.IsZero() {
+		n.idleSince = now
+	}
+	c.setGPUs(n, hb.GPUs)
 
 	var stop []string
 	reported := map[string]bool{}
 	for _, r := range hb.Jobs {
 		reported[r.ID] = true
-		if c.applyReport(node, r, now, &ch) {
+		if c.applyReport(n, r, now, &ch) {
 			stop = append(stop, r.ID)
 		}
 	}
-	for id := range c.stopping {
-		if j := c.jobs[id]; j != nil && j.Node == node && !reported[id] {
-			delete(c.stopping, id) // the agent no longer has it
+	for id := range n.jobs {
+		if j := c.jobs[id]; j != nil && j.stopping && !reported[id] {
+			c.release(j, now) // the agent no longer has it
 		}
 	}
 
-	sched := c.Schedule(now)
-	for _, j := range sched.Jobs {
-		ch.addJob(&j)
+	ch.merge(c.Schedule(now))
+	ch.addNode(n)
+	return c.desired(n, stop), ch
+}
+
+// meterEnergy gives each GPU's energy since the last heartbeat to the job that
+// held it, or to the node's idle energy. A counter that went backwards (driver
+// reload, GPU reset) is re-based and counts nothing for that interval.
+func (c *Core) meterEnergy(n *nodeState, gpus []api.GPU, ch *Changes) {
+	if len(n.GPUs) == 0 {
+		return
 	}
-	ch.Nodes = append(ch.Nodes, *n)
-	return c.desired(node, stop), ch
+	last := make(map[string]float64, len(n.GPUs))
+	for _, g := range n.GPUs {
+		last[g.UUID] = g.EnergyJ
+	}
+	for _, g := range gpus {
+		prev, ok := last[g.UUID]
+		if !ok || g.EnergyJ < prev {
+			continue
+		}
+		d := g.EnergyJ - prev
+		if id, held := n.holder[g.Index]; held {
+			j := c.jobs[id]
+			j.EnergyJ += d
+			ch.addJob(j)
+		} else {
+			n.IdleEnergyJ += d
+		}
+	}
 }
 
 // applyReport updates one job from its agent's report and says whether the
 // agent should stop it.
-func (c *Core) applyReport(node string, r api.JobReport, now time.Time, ch *Changes) (stop bool) {
+func (c *Core) applyReport(n *nodeState, r api.JobReport, now time.Time, ch *Changes) (stop bool) {
 	j := c.jobs[r.ID]
+	_, here := n.jobs[r.ID]
 	switch {
 	case j == nil:
 		return r.State == api.StateRunning // unknown to us: stop it
-	case j.Node != node:
+	case !here:
 		return r.State == api.StateRunning // placed elsewhere (requeued after a node loss)
-	case c.stopping[r.ID]:
+	case j.stopping:
 		if r.State != api.StateRunning {
-			delete(c.stopping, r.ID)
+			c.release(j, now)
 			return false
 		}
 		return true
 	case j.State != api.StateRunning:
 		return r.State == api.StateRunning
-	}
-	if r.State != api.StateRunning {
-		delete(c.preempting, r.ID)
 	}
 	switch r.State {
 	case api.StateRunning:
@@ -80,75 +102,178 @@ func (c *Core) applyReport(node string, r api.JobReport, now time.Time, ch *Chan
 		if r.Metrics != nil {
 			j.Metrics = r.Metrics
 		}
+		c.learn(j, now)
+		c.share.stop(j, now)
+		c.release(j, now)
 		if r.State == api.StatePreempted {
 			// Checkpointed: it goes back to the queue and resumes later.
-			j.State, j.FinishedAt, j.Node, j.GPUIndices = api.StateQueued, nil, "", nil
-			j.Reason = fmt.Sprintf("preempted on %s (%s); requeued to resume from its checkpoint", node, r.Reason)
+			j.State, j.FinishedAt, j.Node, j.GPUIndices, j.GangNodes = api.StateQueued, nil, "", nil, nil
+			j.Reason = fmt.Sprintf("preempted on %s (%s); requeued to resume from its checkpoint", n.Name, r.Reason)
+			c.enqueue(j)
 		}
 		ch.addJob(j)
+		c.touchGang(j, ch)
 	}
 	return false
 }
 
+// touchGang records the other nodes of a multi-node job as changed.
+func (c *Core) touchGang(j *jobRec, ch *Changes) {
+	for _, name := range j.GangNodes {
+		if n := c.nodes[name]; n != nil {
+			ch.addNode(n)
+		}
+	}
+}
+
 // desired is the node's desired state: every job placed on it and still
-// running, and the jobs to stop.
-func (c *Core) desired(node string, stop []string) api.HeartbeatReply {
-	reply := api.HeartbeatReply{Run: []api.Assignment{}, Stop: stop}
-	n := c.nodes[node]
-	for _, j := range c.Jobs() {
-		if j.Node != node || j.State != api.StateRunning {
+// running, the jobs to stop, its power state and, while it is suspended, the
+// minimum power limit for every GPU (restored to the maximum once awake).
+func (c *Core) desired(n *nodeState, stop []string) api.HeartbeatReply {
+	reply := api.HeartbeatReply{Run: []api.Assignment{}, Stop: stop, Power: n.power()}
+	if reply.Power == api.PowerResuming {
+		reply.Power = api.PowerOn
+	}
+	ids := make([]string, 0, len(n.jobs))
+	for id := range n.jobs {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b string) int { return jobSeq(a) - jobSeq(b) })
+	for _, id := range ids {
+		j := c.jobs[id]
+		if j.stopping {
+			if !slices.Contains(reply.Stop, id) {
+				reply.Stop = append(reply.Stop, id)
+			}
 			continue
 		}
-		if c.preempting[j.ID] {
-			reply.Preempt = append(reply.Preempt, j.ID)
+		if j.State != api.StateRunning {
 			continue
 		}
-		a := api.Assignment{ID: j.ID, Spec: j.Spec, GPUIndices: j.GPUIndices}
-		for _, idx := range j.GPUIndices {
-			for _, g := range n.GPUs {
-				if g.Index == idx {
-					a.GPUUUIDs = append(a.GPUUUIDs, g.UUID)
-				}
+		a := api.Assignment{ID: j.ID, Spec: j.Spec}
+		for _, g := range n.GPUs {
+			if n.holder[g.Index] == id {
+				a.GPUIndices = append(a.GPUIndices, g.Index)
+				a.GPUUUIDs = append(a.GPUUUIDs, g.UUID)
 			}
 		}
 		reply.Run = append(reply.Run, a)
 	}
-	for id := range c.stopping {
-		if j := c.jobs[id]; j != nil && j.Node == node && !slices.Contains(reply.Stop, id) {
-			reply.Stop = append(reply.Stop, id)
+	slices.Sort(reply.Stop)
+	switch {
+	case n.power() == api.PowerSuspended:
+		reply.LimitsW = map[int]float64{}
+		for _, g := range n.GPUs {
+			if g.MinLimitW > 0 {
+				reply.LimitsW[g.Index] = g.MinLimitW
+			}
+		}
+	case n.PowerSince != nil:
+		// Woken: undo the suspension's minimum limits.
+		for _, g := range n.GPUs {
+			if g.MaxLimitW > 0 && g.LimitW < g.MaxLimitW && g.LimitW <= g.MinLimitW {
+				if reply.LimitsW == nil {
+					reply.LimitsW = map[int]float64{}
+				}
+				reply.LimitsW[g.Index] = g.MaxLimitW
+			}
 		}
 	}
-	slices.Sort(reply.Stop)
 	return reply
 }
 
-// Tick marks silent nodes down, requeues their jobs and places waiting work.
+// Tick marks silent nodes down and requeues their jobs, moves woken nodes
+// to on, suspends nodes idle past the policy's timeout, and places waiting
+// work.
 func (c *Core) Tick(now time.Time) Changes {
 	var ch Changes
-	for _, name := range c.nodeNames() {
-		n := c.nodes[name]
-		if n.State != api.NodeUp || now.Sub(n.LastHeartbeat) <= c.NodeTimeout {
+	c.reorder()
+	for _, n := range c.order {
+		if n.State != api.NodeUp {
 			continue
 		}
-		n.State = api.NodeDown
-		ch.Nodes = append(ch.Nodes, *n)
-		for _, j := range c.jobs {
-			if j.Node != name {
-				continue
-			}
-			delete(c.stopping, j.ID)
-			delete(c.preempting, j.ID)
-			if j.State == api.StateRunning {
-				j.State, j.Node, j.GPUIndices, j.StartedAt = api.StateQueued, "", nil, nil
-				j.Reason = fmt.Sprintf("node %s stopped heartbeating at %s; requeued",
-					name, n.LastHeartbeat.Format(time.RFC3339))
-				ch.addJob(j)
-			}
+		timeout := c.NodeTimeout
+		if n.power() == api.PowerResuming {
+			timeout += c.policy.Node.WakeDelay
+		}
+		if c.NodeTimeout > 0 && n.power() != api.PowerSuspended && now.Sub(n.LastHeartbeat) > timeout {
+			c.nodeDown(n, now, &ch)
+			continue
+		}
+		c.managePower(n, now, &ch)
+	}
+	ch.merge(c.Schedule(now))
+	return ch
+}
+
+// nodeDown marks a silent node down and requeues its jobs.
+func (c *Core) nodeDown(n *nodeState, now time.Time, ch *Changes) {
+	c.unindex(n)
+	n.State = api.NodeDown
+	ch.addNode(n)
+	ids := make([]string, 0, len(n.jobs))
+	for id := range n.jobs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		j := c.jobs[id]
+		if j.State == api.StateRunning {
+			c.share.stop(j, now)
+		}
+		c.release(j, now)
+		if j.State == api.StateRunning {
+			j.State, j.Node, j.GPUIndices, j.GangNodes, j.StartedAt = api.StateQueued, "", nil, nil, nil
+			j.Reason = fmt.Sprintf("node %s stopped heartbeating at %s; requeued",
+				n.Name, n.LastHeartbeat.Format(time.RFC3339))
+			c.enqueue(j)
+			ch.addJob(j)
 		}
 	}
-	sched := c.Schedule(now)
-	for _, j := range sched.Jobs {
-		ch.addJob(&j)
+}
+
+// managePower moves a woken node to on, and suspends a node that has held
+// no job for the idle timeout when the policy says so.
+func (c *Core) managePower(n *nodeState, now time.Time, ch *Changes) {
+	switch n.power() {
+	case api.PowerResuming:
+		if !now.Before(n.readyAt) {
+			c.setPower(n, api.PowerOn, now)
+			if len(n.jobs) == 0 {
+				n.idleSince = now
+			}
+			ch.addNode(n)
+		}
+	case api.PowerOn:
+		if c.policy.SuspendIdle && len(n.jobs) == 0 && !n.idleSince.IsZero() &&
+			now.Sub(n.idleSince) >= c.policy.IdleTimeout {
+			c.setPower(n, api.PowerSuspended, now)
+			ch.addNode(n)
+		}
 	}
-	return ch
+}
+
+// NextTimer is the earliest time after which Tick has power work to do (a
+// node to wake or to suspend); false when there is none. The simulator
+// uses it to jump its clock; the daemon ticks every second anyway.
+func (c *Core) NextTimer() (time.Time, bool) {
+	var next time.Time
+	for _, n := range c.nodes {
+		if n.State != api.NodeUp {
+			continue
+		}
+		var t time.Time
+		switch {
+		case n.power() == api.PowerResuming:
+			t = n.readyAt
+		case n.power() == api.PowerOn && c.policy.SuspendIdle && len(n.jobs) == 0 && !n.idleSince.IsZero():
+			t = n.idleSince.Add(c.policy.IdleTimeout)
+		default:
+			continue
+		}
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	return next, !next.IsZero()
 }

@@ -1,0 +1,140 @@
+package scheduler
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/joulehq/joule/power"
+)
+
+// Policy is a named set of scheduling options: how the queue is ordered,
+// whether backfill runs, which scorers rank the candidate nodes and with
+// what weight, and what happens to idle nodes. Policies are the extension
+// point: a later policy (power capping, off-peak) is a new entry in
+// policies that sets more options, not a new code path.
+type Policy struct {
+	Name string
+	// FairShareWeight is how many priority points a user's and a project's
+	// usage can take away (0 turns fair share off: pure priority, then
+	// submission order). FairShareHalfLife decays the usage.
+	FairShareWeight   float64
+	FairShareHalfLife time.Duration
+	// Backfill turns on EASY backfill: the first job that cannot start
+	// gets a reservation at the earliest time it can; later jobs start now
+	// only if they do not delay it.
+	Backfill bool
+	// Scorers rank feasible nodes; the weighted sum wins.
+	Scorers []WeightedScorer
+	// SuspendIdle suspends a node that has held no job for IdleTimeout;
+	// its GPUs first get their minimum power limit. Suspended nodes are
+	// woken when a job needs them, after Node.WakeDelay.
+	SuspendIdle bool
+	IdleTimeout time.Duration
+	// Node is the non-GPU power of a node (baseline, suspended draw, wake
+	// delay), used by the energy scorer and by the simulator.
+	Node power.NodePower
+	// MultiNode lets a job larger than one node run gang-placed on whole
+	// free nodes (the simulator uses it for the ITP traces; schedulerd
+	// refuses such jobs at submit).
+	MultiNode bool
+	// MaxScan bounds how many queued jobs one scheduling pass examines
+	// (as Slurm's bf_max_job_test does); 0 means no bound.
+	MaxScan int
+	// DefaultEstimate is a job's runtime estimate for backfill and energy
+	// scoring when it has no walltime and its user and project have no
+	// finished job yet.
+	DefaultEstimate time.Duration
+}
+
+// WeightedScorer is one scorer of the placement pipeline with its weight.
+type WeightedScorer struct {
+	Name   string
+	Weight float64
+}
+
+// Scorer names.
+const (
+	ScoreBinPack  = "binpack"
+	ScoreFirstFit = "firstfit"
+	ScoreEnergy   = "energy"
+)
+
+// DefaultIdleTimeout is how long an empty node stays awake before it is
+// suspended under the energy policy.
+const DefaultIdleTimeout = 15 * time.Minute
+
+// policies holds every policy by name. Each is a function so callers get a
+// fresh value they may adjust.
+var policies = map[string]func() Policy{
+	// The baseline most clusters run: priority then submission order
+	// (every trace job has the same priority, so FIFO), no reservation, the
+	// first node by name with room, default power limits, idle nodes stay on.
+	"fifo-firstfit": func() Policy {
+		return Policy{
+			Name:            "fifo-firstfit",
+			Scorers:         []WeightedScorer{{ScoreFirstFit, 1}},
+			Node:            power.DefaultNodePower,
+			MaxScan:         10000,
+			DefaultEstimate: time.Hour,
+		}
+	},
+	// This policy: fair share, EASY backfill, marginal-energy and
+	// best-fit scoring, suspension of idle nodes.
+	"energy": func() Policy {
+		return Policy{
+			Name:              "energy",
+			FairShareWeight:   10,
+			FairShareHalfLife: 7 * 24 * time.Hour,
+			Backfill:          true,
+			Scorers:           []WeightedScorer{{ScoreEnergy, 2}, {ScoreBinPack, 1}, {ScoreFirstFit, 0.01}},
+			SuspendIdle:       true,
+			IdleTimeout:       DefaultIdleTimeout,
+			Node:              power.DefaultNodePower,
+			MaxScan:           10000,
+			DefaultEstimate:   time.Hour,
+		}
+	},
+}
+
+// DefaultPolicy is what schedulerd runs unless told otherwise.
+const DefaultPolicy = "energy"
+
+// PolicyNames lists the known policies, sorted.
+func PolicyNames() []string {
+	names := make([]string, 0, len(policies))
+	for n := range policies {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// PolicyByName returns a fresh copy of a named policy.
+func PolicyByName(name string) (Policy, error) {
+	f, ok := policies[name]
+	if !ok {
+		return Policy{}, fmt.Errorf("unknown policy %q: use one of %s", name, strings.Join(PolicyNames(), ", "))
+	}
+	return f(), nil
+}
+
+// Validate reports whether the policy's options are usable.
+func (p Policy) Validate() error {
+	if len(p.Scorers) == 0 {
+		return fmt.Errorf("policy %q: needs at least one scorer (%s, %s or %s)", p.Name, ScoreBinPack, ScoreFirstFit, ScoreEnergy)
+	}
+	for _, s := range p.Scorers {
+		if scorerFuncs[s.Name] == nil {
+			return fmt.Errorf("policy %q: unknown scorer %q; use %s, %s or %s", p.Name, s.Name, ScoreBinPack, ScoreFirstFit, ScoreEnergy)
+		}
+	}
+	if p.FairShareWeight < 0 || (p.FairShareWeight > 0 && p.FairShareHalfLife <= 0) {
+		return fmt.Errorf("policy %q: fair share needs a weight >= 0 and a positive half-life", p.Name)
+	}
+	if p.SuspendIdle && p.IdleTimeout <= 0 {
+		return fmt.Errorf("policy %q: suspending idle nodes needs an idle timeout > 0", p.Name)
+	}
+	return p.Node.Validate()
+}
