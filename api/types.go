@@ -124,15 +124,15 @@ const (
 
 // Node is a GPU node as the scheduler sees it.
 type Node struct {
-	Name          string    `json:"name"`
-	State         string    `json:"state"`
+	Name  string `json:"name"`
+	State string `json:"state"`
 	// Power is the node's power state (PowerOn when empty); PowerSince when
 	// it entered it, ReadyAt when a resuming node is expected to be usable.
-	Power      string     `json:"power,omitempty"`
-	PowerSince *time.Time `json:"power_since,omitempty"`
-	ReadyAt    *time.Time `json:"ready_at,omitempty"`
-	LastHeartbeat time.Time `json:"last_heartbeat"`
-	GPUs          []GPU     `json:"gpus"`
+	Power         string     `json:"power,omitempty"`
+	PowerSince    *time.Time `json:"power_since,omitempty"`
+	ReadyAt       *time.Time `json:"ready_at,omitempty"`
+	LastHeartbeat time.Time  `json:"last_heartbeat"`
+	GPUs          []GPU      `json:"gpus"`
 	// EnergyJ is the energy its GPUs drew while holding no job.
 	IdleEnergyJ float64 `json:"idle_energy_j"`
 	IdleCost    float64 `json:"idle_cost"`

@@ -50,94 +50,96 @@ func (r *reservation) describe() string {
 	return fmt.Sprintf("; reserved to start at %s on %s", clock(r.at), where)
 }
 
-// endOf is when a running job is expected to free its GPUs: its start plus
-// its estimate, but never before now (a job past its estimate may end any
-// moment), and now for a job already being stopped.
-func (c *Core) endOf(j *jobRec, now time.Time) time.Time {
-	if j.stopping || j.StartedAt == nil {
+// endOf is when a running job is expected to free its GPUs: the end its
+// estimate gave when it started, but never before now (a job past its
+// estimate may end any moment), and now for a job already being stopped.
+func endOf(j *jobRec, now time.Time) time.Time {
+	if j.stopping || j.estEnd.Before(now) {
 		return now
 	}
-	end := j.StartedAt.Add(c.estimateOf(j))
-	if end.Before(now) {
-		return now
+	return j.estEnd
+}
+
+// readyAt is when a node could hold target free GPUs, from the expected
+// ends of its jobs; ok is false when it never could.
+func (c *Core) readyAt(n *nodeState, target int, now time.Time) (at time.Time, freeAt int, ok bool) {
+	if n.power() == api.PowerSuspended {
+		return now.Add(c.policy.Node.WakeDelay), n.total(), n.total() >= target
 	}
-	return end
+	at, free := now, n.free()
+	if n.power() == api.PowerResuming && n.readyAt.After(at) {
+		at = n.readyAt
+	}
+	if free >= target {
+		return at, free, true
+	}
+	// Few jobs per node: take the earliest-ending one until enough are free.
+	var used [16]bool
+	for free < target {
+		best := -1
+		var bestEnd time.Time
+		for i, r := range n.runs {
+			if i < len(used) && used[i] {
+				continue
+			}
+			if e := endOf(r.j, now); best < 0 || e.Before(bestEnd) {
+				best, bestEnd = i, e
+			}
+		}
+		if best < 0 || best >= len(used) {
+			return at, free, false
+		}
+		used[best] = true
+		free += n.runs[best].gpus
+		if bestEnd.After(at) {
+			at = bestEnd
+		}
+	}
+	return at, free, true
 }
 
 // reserve finds the earliest time and place the job j can start, from the
 // expected ends of the running jobs (and the wake delay of suspended
-// nodes). It returns nil when no node could ever hold it.
+// nodes). It returns nil when no node could ever hold it. It visits every
+// up node once, with no allocation per node.
 func (c *Core) reserve(j *jobRec, now time.Time) *reservation {
 	need := j.Spec.GPUs
+	whole := c.policy.MultiNode && need > c.maxNodeGPUs()
+	r := &reservation{job: j, nodes: map[*nodeState]bool{}, gang: whole}
+	if !whole {
+		var best *nodeState
+		for _, n := range c.order {
+			if n.State != api.NodeUp || n.total() < need {
+				continue
+			}
+			at, free, ok := c.readyAt(n, need, now)
+			if ok && (best == nil || at.Before(r.at)) {
+				best, r.at, r.surplus = n, at, free-need
+				if !at.After(now) {
+					break
+				}
+			}
+		}
+		if best == nil {
+			return nil
+		}
+		r.nodes[best] = true
+		return r
+	}
 	type slot struct {
 		n  *nodeState
 		at time.Time
-		// freeAt is the node's free GPUs at `at`.
-		freeAt int
 	}
-	whole := c.policy.MultiNode && need > c.maxNodeGPUs()
 	var slots []slot
 	for _, n := range c.order {
-		if n.State != api.NodeUp || (!whole && n.total() < need) {
+		if n.State != api.NodeUp {
 			continue
 		}
-		if n.power() == api.PowerSuspended {
-			slots = append(slots, slot{n, now.Add(c.policy.Node.WakeDelay), n.total()})
-			continue
-		}
-		type rel struct {
-			at   time.Time
-			gpus int
-		}
-		var rels []rel
-		for id := range n.jobs {
-			h := c.jobs[id]
-			g := 0
-			for _, hid := range n.holder {
-				if hid == id {
-					g++
-				}
-			}
-			rels = append(rels, rel{c.endOf(h, now), g})
-		}
-		slices.SortFunc(rels, func(a, b rel) int { return a.at.Compare(b.at) })
-		at, free := now, n.free()
-		if n.power() == api.PowerResuming && n.readyAt.After(at) {
-			at = n.readyAt
-		}
-		target := need
-		if whole {
-			target = n.total()
-		}
-		for _, r := range rels {
-			if free >= target {
-				break
-			}
-			free += r.gpus
-			if r.at.After(at) {
-				at = r.at
-			}
-		}
-		if free >= target {
-			slots = append(slots, slot{n, at, free})
+		if at, _, ok := c.readyAt(n, n.total(), now); ok {
+			slots = append(slots, slot{n, at})
 		}
 	}
-	if len(slots) == 0 {
-		return nil
-	}
-	slices.SortStableFunc(slots, func(a, b slot) int {
-		if c := a.at.Compare(b.at); c != 0 {
-			return c
-		}
-		return a.n.ord - b.n.ord
-	})
-	r := &reservation{job: j, nodes: map[*nodeState]bool{}, gang: whole}
-	if !whole {
-		s := slots[0]
-		r.at, r.surplus = s.at, s.freeAt-need
-		r.nodes[s.n] = true
-		return r
-	}
+	slices.SortStableFunc(slots, func(a, b slot) int { return a.at.Compare(b.at) })
 	per := c.maxNodeGPUs()
 	k := (need + per - 1) / per
 	if len(slots) < k {

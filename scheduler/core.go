@@ -56,13 +56,16 @@ type Core struct {
 	share fairShare
 	// est learns runtime estimates per account from finished jobs.
 	est map[string]*estimate
+	// reasons caches waiting reasons within one pass.
+	reasons map[reasonKey]string
 }
 
 type modelInfo struct {
 	name  string
 	model power.Model
-	// size is the most GPUs any node of this model has.
-	size int
+	// size is the most GPUs any node of this model has; gpus how many
+	// GPUs all its nodes have together.
+	size, gpus int
 }
 
 // jobRec is a job and the core's bookkeeping for it.
@@ -71,9 +74,11 @@ type jobRec struct {
 	seq int
 	// qgen identifies the job's current queue entry; older entries are
 	// stale (the job was placed and later requeued).
-	qgen    int
+	qgen     int
 	stopping bool // cancelled or preempted while its agent still runs it
-	acct    *account
+	acct     *account
+	// estEnd is when the job is expected to end, fixed when it starts.
+	estEnd time.Time
 }
 
 // nodeState is a node and its placement bookkeeping.
@@ -84,11 +89,19 @@ type nodeState struct {
 	// holder maps a busy GPU index to the job holding it.
 	holder map[int]string
 	// jobs are the jobs placed on this node (running or stopping).
-	jobs      map[string]struct{}
+	jobs map[string]struct{}
+	// runs are the same jobs with the GPUs each holds here, for the
+	// backfill reservation (a slice: it is scanned for every node).
+	runs []nodeRun
 	// availed is what this node adds to Core.avail while indexed.
 	availed   int
 	idleSince time.Time
 	readyAt   time.Time
+}
+
+type nodeRun struct {
+	j    *jobRec
+	gpus int
 }
 
 func (n *nodeState) total() int { return len(n.GPUs) }
@@ -137,6 +150,10 @@ func (c *Core) Restore(jobs []api.Job, nodes []api.Node) {
 		if n.GPUs == nil {
 			n.GPUs = gpus
 		}
+		if n.ReadyAt != nil {
+			n.readyAt = *n.ReadyAt
+		}
+		c.setGPUs(n, n.GPUs)
 	}
 	for i := range jobs {
 		j := &jobRec{Job: jobs[i], seq: jobSeq(jobs[i].ID)}
@@ -244,18 +261,22 @@ func (c *Core) feasible(spec api.JobSpec) error {
 	if len(c.nodes) == 0 {
 		return nil
 	}
-	largest, name, totalGPUs := 0, "", 0
-	for _, n := range c.nodes {
-		totalGPUs += n.total()
-		if n.total() > largest || (n.total() == largest && n.Name < name) {
-			largest, name = n.total(), n.Name
-		}
+	largest, totalGPUs := 0, 0
+	for _, m := range c.modelList {
+		largest = max(largest, m.size)
+		totalGPUs += m.gpus
 	}
 	if spec.GPUs <= largest {
 		return nil
 	}
 	if c.policy.MultiNode && spec.GPUs <= totalGPUs {
 		return nil
+	}
+	name := ""
+	for _, n := range c.nodes {
+		if n.total() == largest && (name == "" || n.Name < name) {
+			name = n.Name
+		}
 	}
 	return &api.FieldError{Field: "gpus", Msg: fmt.Sprintf(
 		"no node has %d GPUs; the largest has %d (%s). A job runs on one node: ask for at most %d",
@@ -280,6 +301,9 @@ func (c *Core) Cancel(id string, now time.Time) (api.Job, error) {
 	if j.State == api.StateRunning {
 		j.stopping = true
 		c.share.stop(j, now)
+	}
+	if j.State == api.StateQueued {
+		j.dequeued()
 	}
 	t := now.UTC()
 	j.State, j.Reason, j.FinishedAt = api.StateCancelled, "cancelled by user", &t

@@ -45,6 +45,9 @@ func (c *Core) modelOf(name string) int {
 // setGPUs records a node's GPUs (from a heartbeat) and its model.
 func (c *Core) setGPUs(n *nodeState, gpus []api.GPU) {
 	c.unindex(n)
+	if n.model >= 0 {
+		c.modelList[n.model].gpus -= len(n.GPUs)
+	}
 	n.GPUs = slices.Clone(gpus)
 	name := ""
 	if len(gpus) > 0 {
@@ -52,6 +55,7 @@ func (c *Core) setGPUs(n *nodeState, gpus []api.GPU) {
 	}
 	n.model = c.modelOf(name)
 	c.modelList[n.model].size = max(c.modelList[n.model].size, len(gpus))
+	c.modelList[n.model].gpus += len(gpus)
 	c.index(n)
 }
 
@@ -115,22 +119,27 @@ func (c *Core) unindex(n *nodeState) {
 
 // hold marks the GPUs of a placed job as taken on its node(s).
 func (c *Core) hold(j *jobRec, now time.Time) {
+	j.estEnd = j.StartedAtOr(now).Add(c.estimateOf(j))
 	for i, name := range j.nodeNames() {
 		n := c.nodes[name]
 		if n == nil {
 			n = c.addNode(name)
 		}
 		c.unindex(n)
+		held := 0
 		if i == 0 && len(j.GangNodes) == 0 {
 			for _, g := range j.GPUIndices {
 				n.holder[g] = j.ID
+				held++
 			}
 		} else {
 			for _, g := range n.GPUs {
 				n.holder[g.Index] = j.ID
+				held++
 			}
 		}
 		n.jobs[j.ID] = struct{}{}
+		n.runs = append(n.runs, nodeRun{j, held})
 		c.index(n)
 	}
 	c.share.start(j, now)
@@ -150,6 +159,7 @@ func (c *Core) release(j *jobRec, now time.Time) {
 			}
 		}
 		delete(n.jobs, j.ID)
+		n.runs = slices.DeleteFunc(n.runs, func(r nodeRun) bool { return r.j == j })
 		if len(n.holder) == 0 {
 			n.idleSince = now
 		}

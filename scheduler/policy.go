@@ -25,6 +25,12 @@ type Policy struct {
 	// gets a reservation at the earliest time it can; later jobs start now
 	// only if they do not delay it.
 	Backfill bool
+	// ReserveMinAge delays the reservation until the first blocked job has
+	// waited this long (Slurm's bf_min_age_reserve): until then jobs behind
+	// it start wherever they fit. A reservation drains nodes, which costs
+	// the many small jobs more than it saves a large one that would find
+	// room soon anyway.
+	ReserveMinAge time.Duration
 	// Scorers rank feasible nodes; the weighted sum wins.
 	Scorers []WeightedScorer
 	// SuspendIdle suspends a node that has held no job for IdleTimeout;
@@ -39,8 +45,9 @@ type Policy struct {
 	// free nodes (the simulator uses it for the ITP traces; schedulerd
 	// refuses such jobs at submit).
 	MultiNode bool
-	// MaxScan bounds how many queued jobs one scheduling pass examines
-	// (as Slurm's bf_max_job_test does); 0 means no bound.
+	// MaxScan bounds how many queued jobs that cannot start one pass
+	// examines (as Slurm's bf_max_job_test bounds backfill); 0 means no
+	// bound. Jobs that start do not count.
 	MaxScan int
 	// DefaultEstimate is a job's runtime estimate for backfill and energy
 	// scoring when it has no walltime and its user and project have no
@@ -76,7 +83,7 @@ var policies = map[string]func() Policy{
 			Name:            "fifo-firstfit",
 			Scorers:         []WeightedScorer{{ScoreFirstFit, 1}},
 			Node:            power.DefaultNodePower,
-			MaxScan:         10000,
+			MaxScan:         1000,
 			DefaultEstimate: time.Hour,
 		}
 	},
@@ -92,7 +99,7 @@ var policies = map[string]func() Policy{
 			SuspendIdle:       true,
 			IdleTimeout:       DefaultIdleTimeout,
 			Node:              power.DefaultNodePower,
-			MaxScan:           10000,
+			MaxScan:           1000,
 			DefaultEstimate:   time.Hour,
 		}
 	},
@@ -101,15 +108,12 @@ var policies = map[string]func() Policy{
 // DefaultPolicy is what schedulerd runs unless told otherwise.
 const DefaultPolicy = "energy"
 
-// PolicyNames lists the known policies, sorted.
-func PolicyNames() []string {
-	names := make([]string, 0, len(policies))
-	for n := range policies {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
+// policyOrder lists the policies baseline first: the order `schedulerd
+// simulate` runs and prints them in, and compares each to the first.
+var policyOrder = []string{"fifo-firstfit", "energy"}
+
+// PolicyNames lists the known policies, the baseline first.
+func PolicyNames() []string { return slices.Clone(policyOrder) }
 
 // PolicyByName returns a fresh copy of a named policy.
 func PolicyByName(name string) (Policy, error) {

@@ -23,7 +23,9 @@ type queue struct {
 type account struct {
 	key, user, project string
 	entries            []qentry
-	stale              int
+	// stale counts entries no longer queued; head is the first entry that
+	// may still be live (everything before it is stale).
+	stale, head int
 	// penalty is the fair-share penalty in priority points.
 	penalty float64
 }
@@ -61,6 +63,16 @@ func (c *Core) enqueue(j *jobRec) {
 	e := qentry{j: j, gen: j.qgen}
 	i, _ := slices.BinarySearchFunc(a.entries, j, func(e qentry, t *jobRec) int { return before(e.j, t) })
 	a.entries = slices.Insert(a.entries, i, e)
+	if i < a.head {
+		a.head = i
+	}
+}
+
+// dequeued records that a queued job left the queue (placed or cancelled).
+func (j *jobRec) dequeued() {
+	if j.acct != nil {
+		j.acct.stale++
+	}
 }
 
 func (e qentry) live() bool { return e.j.State == api.StateQueued && e.j.qgen == e.gen }
@@ -71,7 +83,7 @@ func (a *account) compact() {
 		return
 	}
 	a.entries = slices.DeleteFunc(a.entries, func(e qentry) bool { return !e.live() })
-	a.stale = 0
+	a.stale, a.head = 0, 0
 }
 
 // cursor walks the queue in global order: highest effective priority
@@ -115,8 +127,9 @@ func (q *queue) cursor() *cursor {
 	c := &cursor{}
 	for _, a := range q.list {
 		a.compact()
-		if i := a.skip(0); i < len(a.entries) {
-			c.h = append(c.h, acctPos{a, i})
+		a.head = a.skip(a.head)
+		if a.head < len(a.entries) {
+			c.h = append(c.h, acctPos{a, a.head})
 		}
 	}
 	heap.Init(&c.h)
@@ -137,7 +150,6 @@ func (c *cursor) next() *jobRec {
 		top := &c.h[0]
 		e := top.a.entries[top.i]
 		if !e.live() { // placed or cancelled since it was reached
-			top.a.stale++
 			top.i = top.a.skip(top.i + 1)
 			if top.i >= len(top.a.entries) {
 				heap.Pop(&c.h)

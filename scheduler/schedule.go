@@ -24,25 +24,32 @@ const perBucket = 2
 // they do not delay it. Without backfill a job that does not fit waits with
 // a reason and does not block smaller jobs behind it.
 //
-// A pass stops early when no GPU is free or wakeable, or after the policy's
-// MaxScan jobs; jobs it did not reach keep their last reason.
+// A pass stops early when no GPU is free or wakeable, or after MaxScan jobs
+// that could not start; jobs it did not reach keep their last reason.
 func (c *Core) Schedule(now time.Time) Changes {
 	var ch Changes
+	cur := c.queue.cursor()
+	j := cur.next()
+	if j == nil {
+		return ch
+	}
 	c.reorder()
 	c.recomputeShares(now)
 	var res *reservation
 	blocked, scanned := 0, 0
-	cur := c.queue.cursor()
-	for j := cur.next(); j != nil; j = cur.next() {
+	// Reasons repeat: within a pass they depend only on the job's size and
+	// the reservation until the next placement, so they are built once.
+	c.reasons = map[reasonKey]string{}
+	for ; j != nil; j = cur.next() {
 		// With nothing free, only the head job is examined (for its reason
 		// and reservation).
-		if (c.avail == 0 && scanned > 0) || (c.policy.MaxScan > 0 && scanned >= c.policy.MaxScan) {
+		if (c.avail == 0 && scanned > 0) || (c.policy.MaxScan > 0 && blocked >= c.policy.MaxScan) {
 			break
 		}
 		scanned++
 		d, reason := c.place(j, res, now)
 		if d == nil {
-			if res == nil && c.policy.Backfill {
+			if res == nil && c.policy.Backfill && now.Sub(j.SubmittedAt) >= c.policy.ReserveMinAge {
 				if res = c.reserve(j, now); res != nil {
 					reason += res.describe()
 				}
@@ -60,6 +67,7 @@ func (c *Core) Schedule(now time.Time) Changes {
 			ch.addNode(n)
 		}
 		ch.addJob(j)
+		clear(c.reasons)
 	}
 	return ch
 }
@@ -69,6 +77,12 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+type reasonKey struct {
+	need int
+	held bool
+	res  *reservation
 }
 
 // candidate is one node (or, for a multi-node job, one group of whole nodes)
@@ -103,7 +117,13 @@ func (c *Core) place(j *jobRec, res *reservation, now time.Time) (*decision, str
 	est := c.estimateOf(j)
 	cands, evaluated, held := c.filter(j, res, est, now)
 	if len(cands) == 0 {
-		return nil, c.waitReason(j, res, held)
+		k := reasonKey{need: j.Spec.GPUs, held: held > 0, res: res}
+		r, ok := c.reasons[k]
+		if !ok {
+			r = c.waitReason(j, res, held)
+			c.reasons[k] = r
+		}
+		return nil, r
 	}
 	c.score(cands, j, est)
 	best := selectBest(cands)
@@ -310,8 +330,8 @@ func (c *Core) largestBlock() (int, string) {
 
 func (c *Core) maxNodeGPUs() int {
 	m := 0
-	for _, n := range c.nodes {
-		m = max(m, n.total())
+	for _, mi := range c.modelList {
+		m = max(m, mi.size)
 	}
 	return m
 }
@@ -352,6 +372,7 @@ func (c *Core) start(j *jobRec, d *decision, res *reservation, now time.Time) (w
 	}
 	res.consume(j.Spec.GPUs, first, now.Add(c.estimateOf(j)))
 	t := startAt.UTC()
+	j.dequeued()
 	j.State, j.StartedAt, j.Placement = api.StateRunning, &t, d.placement
 	j.Reason = ""
 	if startAt.After(now) {

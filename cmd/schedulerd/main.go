@@ -33,6 +33,8 @@ Usage:
   schedulerd --demo             the embedded default: 2 simulated DGX-H100 nodes in this
                                 process, runs the jobs in examples/ and prints their energy
   schedulerd train ...          run one training workload (used by in-process simulated nodes)
+  schedulerd simulate ...       replay a job trace on a virtual cluster and compare policies
+                                (schedulerd simulate --help)
 
 Examples:
   schedulerd --demo
@@ -63,6 +65,9 @@ type config struct {
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "train" {
 		os.Exit(agent.TrainMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "simulate" {
+		os.Exit(runSimulate(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/joulehq/joule/power"
+	"github.com/joulehq/joule/scheduler"
+	"github.com/joulehq/joule/scheduler/sim"
+)
+
+const simulateUsage = `schedulerd simulate: replay a job trace on a virtual cluster through the same
+scheduler core and power model schedulerd runs, and compare policies.
+
+Usage:
+  schedulerd simulate --trace FILE (--nodes N [--gpu h100|h200|a100] | --cluster FILE) [flags]
+
+The trace is a CSV in the schema of ../shared/traces/README.md (job_id,
+submit_time_s, duration_s, num_gpus, ...). Trace time zero maps to --start.
+CPU-only rows (num_gpus 0) are skipped. Jobs larger than one node (the ITP
+traces have 16-, 32- and 64-GPU jobs; a node has 8) are gang-placed on whole
+free nodes, as the clusters that recorded them did; --single-node skips them.
+
+Every job runs its GPUs at full utilisation (power.Model at the default
+limit); the non-GPU node power (--node-power) and its defaults are printed
+with every run. Cost and CO2 use flat rates (0.15 per kWh, 0.4 kg/kWh) until
+tariff windows exist.
+
+Examples:
+  schedulerd simulate --trace ../shared/traces/itp_cluster03.csv --nodes 110
+  schedulerd simulate --trace ../shared/traces/itp_cluster05.csv --nodes 12 --policy energy -o json
+  schedulerd simulate --trace t.csv --cluster nodes.csv --node-power idle=1200,suspended=30,wake=3m
+
+The cluster file is a CSV with the columns name,gpus,model (model h100, h200
+or a100).
+
+Flags:
+`
+
+type simConfig struct {
+	trace, cluster, gpu, policies, output, nodePower, start string
+	nodes                                                    int
+	idleTimeout                                              time.Duration
+	singleNode, progress                                     bool
+}
+
+func runSimulate(args []string, stdout, stderr io.Writer) int {
+	var c simConfig
+	fs := flag.NewFlagSet("schedulerd simulate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.trace, "trace", "", "the trace CSV to replay (required)")
+	fs.IntVar(&c.nodes, "nodes", 0, "number of 8-GPU nodes of the virtual cluster")
+	fs.StringVar(&c.gpu, "gpu", "h100", "GPU of every node with --nodes: h100, h200 or a100")
+	fs.StringVar(&c.cluster, "cluster", "", "a node list CSV (name,gpus,model) instead of --nodes")
+	fs.StringVar(&c.policies, "policy", strings.Join(scheduler.PolicyNames(), ","), "policies to run side by side, comma-separated")
+	fs.StringVar(&c.output, "o", "table", "output: table or json")
+	fs.StringVar(&c.start, "start", sim.DefaultStart.Format(time.RFC3339), "the time trace time zero maps to (RFC 3339)")
+	def := power.DefaultNodePower
+	fs.StringVar(&c.nodePower, "node-power", "", fmt.Sprintf(
+		"non-GPU node power, any of idle=W,loaded=W,suspended=W,wake=DURATION (default idle=%g,loaded=%g,suspended=%g,wake=%s)",
+		def.IdleW, def.LoadedW, def.SuspendedW, def.WakeDelay))
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", scheduler.DefaultIdleTimeout, "how long an empty node stays on before policies that suspend nodes suspend it")
+	fs.BoolVar(&c.singleNode, "single-node", false, "skip jobs larger than one node instead of gang-placing them on whole nodes")
+	fs.BoolVar(&c.progress, "progress", isTerminal(stderr), "show a progress bar on stderr (default: when stderr is a terminal)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, simulateUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "schedulerd simulate: unknown argument %q (see schedulerd simulate --help)\n", fs.Arg(0))
+		return 2
+	}
+	if err := simulate(c, stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, "schedulerd simulate:", err)
+		return 1
+	}
+	return 0
+}
+
+func simulate(c simConfig, stdout, stderr io.Writer) error {
+	if c.output != "table" && c.output != "json" {
+		return fmt.Errorf("-o %q: use table or json", c.output)
+	}
+	if c.trace == "" {
+		return errors.New("--trace is required: give a trace CSV, e.g. --trace ../shared/traces/itp_cluster03.csv")
+	}
+	start, err := time.Parse(time.RFC3339, c.start)
+	if err != nil {
+		return fmt.Errorf("--start %q: %w (use RFC 3339, e.g. 2021-03-04T00:00:00Z)", c.start, err)
+	}
+	nodePower, err := power.ParseNodePower(c.nodePower, power.DefaultNodePower)
+	if err != nil {
+		return fmt.Errorf("--node-power: %w", err)
+	}
+	if c.idleTimeout <= 0 {
+		return fmt.Errorf("--idle-timeout %s: give a duration > 0, e.g. 15m", c.idleTimeout)
+	}
+	var cluster []sim.NodeSpec
+	switch {
+	case c.cluster != "" && c.nodes > 0:
+		return errors.New("give either --nodes or --cluster, not both")
+	case c.cluster != "":
+		f, err := os.Open(c.cluster)
+		if err != nil {
+			return fmt.Errorf("--cluster: %w", err)
+		}
+		cluster, err = sim.ReadCluster(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("--cluster %s: %w", c.cluster, err)
+		}
+	case c.nodes > 0:
+		if _, err := power.ModelFor(c.gpu); err != nil {
+			return fmt.Errorf("--gpu: %w", err)
+		}
+		cluster = sim.Uniform(c.nodes, c.gpu)
+	default:
+		return errors.New("give the cluster: --nodes N (8-GPU nodes) or --cluster FILE")
+	}
+	for _, n := range cluster {
+		if _, err := power.ModelFor(n.Kind); err != nil {
+			return fmt.Errorf("cluster node %s: %w", n.Name, err)
+		}
+	}
+	var policies []scheduler.Policy
+	for _, name := range strings.Split(c.policies, ",") {
+		p, err := scheduler.PolicyByName(strings.TrimSpace(name))
+		if err != nil {
+			return fmt.Errorf("--policy: %w", err)
+		}
+		p.Node = nodePower
+		if p.SuspendIdle {
+			p.IdleTimeout = c.idleTimeout
+		}
+		p.MultiNode = !c.singleNode
+		policies = append(policies, p)
+	}
+	f, err := os.Open(c.trace)
+	if err != nil {
+		return fmt.Errorf("--trace: %w", err)
+	}
+	jobs, err := sim.ReadTrace(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("--trace %s: %w", c.trace, err)
+	}
+
+	fmt.Fprintf(stderr, "simulate: %s, %d jobs, %d nodes; node power: idle %g W, loaded %g W, suspended %g W, wake %s; idle timeout %s\n",
+		c.trace, len(jobs), len(cluster), nodePower.IdleW, nodePower.LoadedW, nodePower.SuspendedW, nodePower.WakeDelay, c.idleTimeout)
+	began := time.Now()
+	results := make([]sim.Result, len(policies))
+	errs := make([]error, len(policies))
+	bar := newProgressBar(stderr, c.progress, len(policies))
+	var wg sync.WaitGroup
+	for i, p := range policies {
+		wg.Go(func() {
+			results[i], errs[i] = sim.Run(jobs, sim.Config{Cluster: cluster, Start: start, Policy: p,
+				Progress: func(done, total int) { bar.update(i, done, total) }})
+		})
+	}
+	wg.Wait()
+	bar.finish()
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("policy %s: %w", policies[i].Name, err)
+		}
+	}
+	fmt.Fprintf(stderr, "simulate: replayed in %.1f s\n", time.Since(began).Seconds())
+	if c.output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Results []sim.Result `json:"results"`
+		}{results})
+	}
+	return renderSimTable(stdout, c, cluster, nodePower, results)
+}
+
+func renderSimTable(w io.Writer, c simConfig, cluster []sim.NodeSpec, np power.NodePower, results []sim.Result) error {
+	gpus := 0
+	for _, n := range cluster {
+		gpus += n.GPUs
+	}
+	fmt.Fprintf(w, "trace %s on %d nodes (%d GPUs)\n", c.trace, len(cluster), gpus)
+	fmt.Fprintf(w, "node power (non-GPU): idle %g W, loaded %g W, suspended %g W (whole node), wake-up %s; idle timeout %s\n",
+		np.IdleW, np.LoadedW, np.SuspendedW, np.WakeDelay, c.idleTimeout)
+	fmt.Fprintf(w, "cost %.2f per kWh and %.2f kg CO2 per kWh (flat rates)\n\n", sim.DefaultPricePerKWh, sim.DefaultCO2KgPerKWh)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "policy\tjobs\tskipped\tenergy kWh\tGPU kWh\tcost\tCO2 kg\tmean JCT s\tp95 JCT s\tmean wait s\tmakespan s\tGPU util\tsuspends\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f%%\t%d\t\n",
+			r.Policy, r.Jobs, r.Skipped, r.EnergyKWh, r.GPUEnergyKWh, r.Cost, r.CO2Kg, r.MeanJCTS, r.P95JCTS,
+			r.MeanWaitS, r.MakespanS, 100*r.GPUUtilization, r.Suspends)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(results) > 1 {
+		base := results[0]
+		fmt.Fprintln(w)
+		for _, r := range results[1:] {
+			fmt.Fprintf(w, "%s vs %s: energy %+.1f%%, mean JCT %+.1f%%\n", r.Policy, base.Policy,
+				pct(r.EnergyKWh, base.EnergyKWh), pct(r.MeanJCTS, base.MeanJCTS))
+		}
+	}
+	return nil
+}
+
+func pct(x, base float64) float64 {
+	if base == 0 {
+		return 0
+	}
+	return 100 * (x/base - 1)
+}
+
+// progressBar draws one line on stderr for all policies running at once.
+type progressBar struct {
+	mu   sync.Mutex
+	w    io.Writer
+	on   bool
+	done []float64
+}
+
+func newProgressBar(w io.Writer, on bool, n int) *progressBar {
+	return &progressBar{w: w, on: on, done: make([]float64, n)}
+}
+
+func (b *progressBar) update(i, done, total int) {
+	if !b.on || total == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.done[i] = float64(done) / float64(total)
+	sum := 0.0
+	for _, d := range b.done {
+		sum += d
+	}
+	frac := sum / float64(len(b.done))
+	const width = 40
+	n := int(frac * width)
+	fmt.Fprintf(b.w, "\r[%s%s] %3.0f%%", strings.Repeat("#", n), strings.Repeat(".", width-n), 100*frac)
+}
+
+func (b *progressBar) finish() {
+	if b.on {
+		fmt.Fprintln(b.w)
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,125 @@
+package scheduler
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/joulehq/joule/api"
+)
+
+// benchCluster builds the bench-scheduler.sh setup: nodes x 8 H100 GPUs and
+// queued jobs of mixed sizes (1, 2, 4 and 8 GPUs in the ITP traces'
+// proportions: 75%, 5%, 8%, 12%) from 50 users in 5 projects.
+func benchCluster(b *testing.B, nodes, queued int, policy string) *Core {
+	b.Helper()
+	p, err := PolicyByName(policy)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := NewWithPolicy(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.NodeTimeout = 0
+	for i := range nodes {
+		name := fmt.Sprintf("node-%05d", i)
+		c.Heartbeat(name, api.Heartbeat{GPUs: gpus(name, 8, 0)}, t0)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range queued {
+		s := spec(fmt.Sprintf("b%d", i), benchSize(rng), 40+rng.IntN(21))
+		s.User, s.Project = fmt.Sprintf("u%d", rng.IntN(50)), fmt.Sprintf("p%d", rng.IntN(5))
+		if _, err := c.Submit(s, t0.Add(time.Duration(i)*time.Millisecond)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return c
+}
+
+func benchSize(rng *rand.Rand) int {
+	switch x := rng.IntN(100); {
+	case x < 75:
+		return 1
+	case x < 80:
+		return 2
+	case x < 88:
+		return 4
+	default:
+		return 8
+	}
+}
+
+// BenchmarkSchedulePass is one scheduling pass over 100,000 queued jobs on
+// an empty cluster of 10,000 nodes x 8 GPUs: it places jobs until every GPU
+// is taken. It reports placements/s (on one core: run with -cpu 1).
+func BenchmarkSchedulePass(b *testing.B) {
+	for _, policy := range []string{"energy", "fifo-firstfit"} {
+		b.Run(policy, func(b *testing.B) {
+			placed, elapsed := 0, time.Duration(0)
+			for b.Loop() {
+				b.StopTimer()
+				c := benchCluster(b, 10000, 100000, policy)
+				b.StartTimer()
+				start := time.Now()
+				ch := c.Schedule(t0.Add(time.Hour))
+				elapsed += time.Since(start)
+				for _, j := range ch.Jobs {
+					if j.State == api.StateRunning {
+						placed++
+					}
+				}
+			}
+			b.ReportMetric(float64(placed)/elapsed.Seconds(), "placements/s")
+			b.ReportMetric(float64(placed)/float64(b.N), "placed/pass")
+		})
+	}
+}
+
+// BenchmarkDecision is the latency of one scheduling decision in steady
+// state: on the full cluster with the rest of the 100,000 jobs queued, one
+// running job finishes (its node's heartbeat reports it) and the core
+// places what now fits. It reports the p50 and p99 over the iterations.
+func BenchmarkDecision(b *testing.B) {
+	for _, policy := range []string{"energy", "fifo-firstfit"} {
+		b.Run(policy, func(b *testing.B) {
+			c := benchCluster(b, 10000, 100000, policy)
+			now := t0.Add(time.Hour)
+			c.Schedule(now)
+			var running []*jobRec
+			for _, j := range c.jobs {
+				if j.State == api.StateRunning {
+					running = append(running, j)
+				}
+			}
+			slices.SortFunc(running, func(a, b *jobRec) int { return a.seq - b.seq })
+			rng := rand.New(rand.NewPCG(3, 4))
+			var lat []time.Duration
+			for b.Loop() {
+				now = now.Add(time.Second)
+				i := rng.IntN(len(running))
+				j := running[i]
+				n := c.nodes[j.Node]
+				hb := api.Heartbeat{GPUs: n.GPUs, Jobs: []api.JobReport{{ID: j.ID, State: api.StateSucceeded}}}
+				start := time.Now()
+				_, ch := c.Heartbeat(j.Node, hb, now)
+				lat = append(lat, time.Since(start))
+				running[i] = running[len(running)-1]
+				running = running[:len(running)-1]
+				for _, cj := range ch.Jobs {
+					if cj.State == api.StateRunning && cj.ID != j.ID {
+						running = append(running, c.jobs[cj.ID])
+					}
+				}
+				if len(running) == 0 {
+					b.Fatal("ran out of running jobs")
+				}
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+}

@@ -1,0 +1,367 @@
+package sim
+
+import (
+	"container/heap"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/joulehq/joule/api"
+	"github.com/joulehq/joule/power"
+	"github.com/joulehq/joule/scheduler"
+)
+
+// DefaultStart is the time trace time zero maps to: the ITP traces begin
+// on 2021-03-04.
+var DefaultStart = time.Date(2021, 3, 4, 0, 0, 0, 0, time.UTC)
+
+// Flat rates used for cost and CO2 until tariff and carbon windows exist
+// (a later issue replaces them with the windows in force): 0.15 per kWh in
+// the operator's currency, and 0.4 kg CO2 per kWh, about the world grid
+// average.
+const (
+	DefaultPricePerKWh = 0.15
+	DefaultCO2KgPerKWh = 0.4
+)
+
+// Config is one simulation run.
+type Config struct {
+	Cluster []NodeSpec
+	// Start is the time trace time zero maps to (default DefaultStart).
+	Start time.Time
+	// Policy is the scheduler policy; its MultiNode option decides whether
+	// jobs larger than one node run (gang-placed on whole nodes) or are
+	// skipped.
+	Policy scheduler.Policy
+	// PricePerKWh and CO2KgPerKWh default to the flat rates above.
+	PricePerKWh, CO2KgPerKWh float64
+	// Progress, when set, is called as jobs finish (about every 1%).
+	Progress func(done, total int)
+	// Record keeps every job's placement in Result.Placements.
+	Record bool
+	// WalltimeFactor, when > 0, gives every job a walltime of its real
+	// duration times the factor (as if users asked for that much); 0
+	// leaves walltimes out and the core learns estimates.
+	WalltimeFactor float64
+}
+
+// Result is one policy's outcome. The JSON field names are the ones
+// `schedulerd simulate -o json` promises.
+type Result struct {
+	Policy           string  `json:"policy"`
+	Jobs             int     `json:"jobs"`
+	EnergyKWh        float64 `json:"energy_kwh"`
+	GPUEnergyKWh     float64 `json:"gpu_energy_kwh"`
+	Cost             float64 `json:"cost"`
+	CO2Kg            float64 `json:"co2_kg"`
+	MeanJCTS         float64 `json:"mean_jct_s"`
+	P95JCTS          float64 `json:"p95_jct_s"`
+	MeanWaitS        float64 `json:"mean_wait_s"`
+	MakespanS        float64 `json:"makespan_s"`
+	GPUUtilization   float64 `json:"gpu_utilization"`
+	BudgetViolationS float64 `json:"budget_violation_s"`
+
+	// Skipped counts trace rows not run: CPU-only rows (0 GPUs) and jobs
+	// larger than the cluster (or than one node without MultiNode).
+	Skipped int `json:"-"`
+	// Suspends counts node suspensions; Wakes node wake-ups.
+	Suspends, Wakes int `json:"-"`
+	// Placements maps a trace job id to where and when it ran (Record).
+	Placements map[string]Placement `json:"-"`
+}
+
+// Placement is where and when one trace job ran.
+type Placement struct {
+	Node    string
+	GPUs    []int
+	Start   time.Time
+	Explain *api.Placement
+}
+
+// node is a virtual node's fixed facts.
+type node struct {
+	spec  NodeSpec
+	model power.Model
+	gpus  []api.GPU
+}
+
+// NodeGPUs is the GPU list a virtual node reports in its heartbeats: the
+// kind's power.Model name and limits, every GPU at its default limit.
+func NodeGPUs(s NodeSpec) ([]api.GPU, error) {
+	m, err := power.ModelFor(s.Kind)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", s.Name, err)
+	}
+	gpus := make([]api.GPU, s.GPUs)
+	for i := range gpus {
+		gpus[i] = api.GPU{Index: i, UUID: fmt.Sprintf("SIM-%s-%d", s.Name, i), Model: m.Name,
+			LimitW: m.DefaultLimitW, MinLimitW: m.MinLimitW, MaxLimitW: m.MaxLimitW, PowerW: m.IdleW}
+	}
+	return gpus, nil
+}
+
+type completion struct {
+	at   time.Time
+	seq  int
+	id   string
+	node string
+}
+
+type completions []completion
+
+func (h completions) Len() int { return len(h) }
+func (h completions) Less(i, j int) bool {
+	if c := h[i].at.Compare(h[j].at); c != 0 {
+		return c < 0
+	}
+	return h[i].seq < h[j].seq
+}
+func (h completions) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *completions) Push(x any)   { *h = append(*h, x.(completion)) }
+func (h *completions) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// Run replays jobs on cfg.Cluster under cfg.Policy.
+func Run(jobs []Job, cfg Config) (Result, error) {
+	if len(cfg.Cluster) == 0 {
+		return Result{}, fmt.Errorf("simulate: the cluster has no nodes; use --nodes N or --cluster FILE")
+	}
+	if cfg.Start.IsZero() {
+		cfg.Start = DefaultStart
+	}
+	if cfg.PricePerKWh == 0 {
+		cfg.PricePerKWh = DefaultPricePerKWh
+	}
+	if cfg.CO2KgPerKWh == 0 {
+		cfg.CO2KgPerKWh = DefaultCO2KgPerKWh
+	}
+	core, err := scheduler.NewWithPolicy(cfg.Policy)
+	if err != nil {
+		return Result{}, fmt.Errorf("simulate: %w", err)
+	}
+	core.NodeTimeout = 0 // virtual nodes speak only when something happens
+	nodes := map[string]*node{}
+	byModel := map[string]power.Model{}
+	totalGPUs, largest := 0, 0
+	for _, s := range cfg.Cluster {
+		gpus, err := NodeGPUs(s)
+		if err != nil {
+			return Result{}, fmt.Errorf("simulate: %w", err)
+		}
+		m, _ := power.ModelFor(s.Kind)
+		nodes[s.Name] = &node{spec: s, model: m, gpus: gpus}
+		byModel[m.Name] = m
+		totalGPUs += s.GPUs
+		largest = max(largest, s.GPUs)
+		core.Heartbeat(s.Name, api.Heartbeat{GPUs: gpus}, cfg.Start)
+	}
+
+	res := Result{Policy: cfg.Policy.Name}
+	if cfg.Record {
+		res.Placements = map[string]Placement{}
+	}
+	type run struct {
+		trace    int
+		submit   time.Time
+		duration time.Duration
+		started  bool
+	}
+	runs := map[string]*run{}
+	total := 0
+	for _, j := range jobs {
+		if j.GPUs > 0 && j.GPUs <= totalGPUs && (cfg.Policy.MultiNode || j.GPUs <= largest) {
+			total++
+		}
+	}
+	var pending completions
+	seq := 0
+	now := cfg.Start
+	var energyJ, gpuEnergyJ, busyGPUS float64
+	var jcts, waits []float64
+	lastDone := cfg.Start
+	var lastPower map[string]string
+
+	// account integrates the cluster's draw over [now, t).
+	account := func(t time.Time) {
+		dt := t.Sub(now).Seconds()
+		if dt <= 0 {
+			return
+		}
+		for _, l := range core.Loads() {
+			n := nodes[l.Name]
+			m, p := n.model, cfg.Policy.Node
+			var w, gw float64
+			switch l.Power {
+			case api.PowerSuspended:
+				w = p.SuspendedW
+			case api.PowerResuming:
+				gw = float64(l.Total) * m.IdleW
+				w = p.IdleW + gw
+			default:
+				gw = float64(l.Busy)*m.DrawW(1, m.DefaultLimitW) + float64(l.Total-l.Busy)*m.IdleW
+				w = p.BaselineW(l.Busy, l.Total) + gw
+				busyGPUS += float64(l.Busy) * dt
+			}
+			energyJ += w * dt
+			gpuEnergyJ += gw * dt
+		}
+	}
+	// observe starts the completions of newly started jobs and counts
+	// power transitions.
+	observe := func(ch scheduler.Changes) {
+		for _, j := range ch.Jobs {
+			r := runs[j.ID]
+			if r == nil || r.started || j.State != api.StateRunning || j.StartedAt == nil {
+				continue
+			}
+			r.started = true
+			seq++
+			heap.Push(&pending, completion{at: j.StartedAt.Add(r.duration), seq: seq, id: j.ID, node: j.Node})
+			if cfg.Record {
+				res.Placements[jobs[r.trace].ID] = Placement{Node: j.Node, GPUs: j.GPUIndices, Start: *j.StartedAt, Explain: j.Placement}
+			}
+		}
+		for _, n := range ch.Nodes {
+			if lastPower == nil {
+				lastPower = map[string]string{}
+			}
+			if old := lastPower[n.Name]; old != n.Power {
+				switch n.Power {
+				case api.PowerSuspended:
+					res.Suspends++
+				case api.PowerResuming:
+					res.Wakes++
+				}
+				lastPower[n.Name] = n.Power
+			}
+		}
+	}
+
+	ai, done := 0, 0
+	var tickedAt time.Time
+	for {
+		next := time.Time{}
+		consider := func(t time.Time) {
+			if next.IsZero() || t.Before(next) {
+				next = t
+			}
+		}
+		if ai < len(jobs) {
+			consider(cfg.Start.Add(time.Duration(jobs[ai].SubmitS) * time.Second))
+		}
+		if len(pending) > 0 {
+			consider(pending[0].at)
+		}
+		timer, hasTimer := core.NextTimer()
+		if hasTimer {
+			if timer.Before(now) {
+				timer = now
+			}
+			if timer.Equal(tickedAt) {
+				hasTimer = false // already ticked at this instant
+			} else {
+				consider(timer)
+			}
+		}
+		if next.IsZero() {
+			break
+		}
+		if len(pending) == 0 && ai >= len(jobs) {
+			break // only power timers are left: the work is done
+		}
+		account(next)
+		now = next
+		for len(pending) > 0 && !pending[0].at.After(now) {
+			c := heap.Pop(&pending).(completion)
+			r := runs[c.id]
+			_, ch := core.Heartbeat(c.node, api.Heartbeat{GPUs: nodes[c.node].gpus,
+				Jobs: []api.JobReport{{ID: c.id, State: api.StateSucceeded}}}, now)
+			j, _ := core.Job(c.id)
+			jcts = append(jcts, now.Sub(r.submit).Seconds())
+			waits = append(waits, j.StartedAt.Sub(r.submit).Seconds())
+			lastDone = now
+			done++
+			if cfg.Progress != nil && (done%max(1, total/100) == 0 || done == total) {
+				cfg.Progress(done, total)
+			}
+			observe(ch)
+		}
+		arrived := false
+		for ai < len(jobs) && !cfg.Start.Add(time.Duration(jobs[ai].SubmitS)*time.Second).After(now) {
+			tj := jobs[ai]
+			ai++
+			if tj.GPUs <= 0 || tj.GPUs > totalGPUs || (!cfg.Policy.MultiNode && tj.GPUs > largest) {
+				res.Skipped++
+				continue
+			}
+			user := tj.User
+			if user == "" {
+				user = "trace"
+			}
+			spec := api.JobSpec{Name: fmt.Sprintf("t-%d", ai), User: user, Project: "default", GPUs: tj.GPUs,
+				Priority: 50, Workload: api.Workload{Synthetic: &api.SyntheticSpec{
+					Duration: api.Duration{Duration: time.Duration(tj.DurationS) * time.Second}, Utilization: 1}}}
+			if cfg.WalltimeFactor > 0 {
+				spec.Walltime = &api.Duration{Duration: time.Duration(float64(tj.DurationS)*cfg.WalltimeFactor) * time.Second}
+			}
+			j, err := core.Submit(spec, now)
+			if err != nil {
+				res.Skipped++
+				continue
+			}
+			runs[j.ID] = &run{trace: ai - 1, submit: now, duration: time.Duration(tj.DurationS) * time.Second}
+			arrived = true
+		}
+		if hasTimer && !timer.After(now) {
+			observe(core.Tick(now))
+			tickedAt = now
+		} else if arrived {
+			observe(core.Schedule(now))
+		}
+	}
+	if done < total {
+		return res, fmt.Errorf("simulate: %d of %d jobs never ran (the cluster cannot hold them)", total-done, total)
+	}
+	res.Jobs = done
+	res.EnergyKWh = energyJ / 3.6e6
+	res.GPUEnergyKWh = gpuEnergyJ / 3.6e6
+	res.Cost = res.EnergyKWh * cfg.PricePerKWh
+	res.CO2Kg = res.EnergyKWh * cfg.CO2KgPerKWh
+	res.MeanJCTS = mean(jcts)
+	res.P95JCTS = percentile(jcts, 0.95)
+	res.MeanWaitS = mean(waits)
+	res.MakespanS = lastDone.Sub(cfg.Start).Seconds()
+	if res.MakespanS > 0 {
+		res.GPUUtilization = busyGPUS / (float64(totalGPUs) * res.MakespanS)
+	}
+	return res, nil
+}
+
+func mean(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := 0.0
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
+}
+
+// percentile uses linear interpolation, as the traces' README does.
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	pos := p * float64(len(s)-1)
+	lo := int(math.Floor(pos))
+	hi := min(lo+1, len(s)-1)
+	return s[lo] + (pos-float64(lo))*(s[hi]-s[lo])
+}
