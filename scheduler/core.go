@@ -58,6 +58,8 @@ type Core struct {
 	est map[string]*estimate
 	// reasons caches waiting reasons within one pass.
 	reasons map[reasonKey]string
+	// lastRes is the last pass's reservation, for tests.
+	lastRes *reservation
 }
 
 type modelInfo struct {

@@ -40,6 +40,7 @@ func (c *Core) Schedule(now time.Time) Changes {
 	// Reasons repeat: within a pass they depend only on the job's size and
 	// the reservation until the next placement, so they are built once.
 	c.reasons = map[reasonKey]string{}
+	c.lastRes = nil
 	for ; j != nil; j = cur.next() {
 		// With nothing free, only the head job is examined (for its reason
 		// and reservation).
@@ -51,9 +52,10 @@ func (c *Core) Schedule(now time.Time) Changes {
 		if d == nil {
 			if res == nil && c.policy.Backfill && now.Sub(j.SubmittedAt) >= c.policy.ReserveMinAge {
 				if res = c.reserve(j, now); res != nil {
+					c.lastRes = res
 					reason += res.describe()
 				}
-			} else if blocked > 0 {
+			} else if res == nil && blocked > 0 {
 				reason += fmt.Sprintf("; behind %d higher-priority %s", blocked, plural(blocked, "job", "jobs"))
 			}
 			blocked++
