@@ -6,5 +6,7 @@
 // re-planning on tariff window edges, the daily report, telemetry pruning.
 //
 // It wraps the pure core with storage and the wall clock; it holds no
-// scheduling rules of its own.
+// scheduling rules of its own. What the core keeps only in memory (fair-share
+// usage, learned runtime estimates, when a node became idle) starts afresh
+// when schedulerd restarts; jobs, nodes and their power states are stored.
 package web

@@ -21,20 +21,34 @@ const maxBodyBytes = 1 << 20
 // Server serialises every event through the scheduler core and stores its
 // changes before answering.
 type Server struct {
-	mu   sync.Mutex
-	core *scheduler.Core
-	db   *storage.DB
-	now  func() time.Time
-	log  *slog.Logger
+	mu     sync.Mutex
+	core   *scheduler.Core
+	policy scheduler.Policy
+	db     *storage.DB
+	now    func() time.Time
+	log    *slog.Logger
 
 	models models
 	// ext holds the tariff, telemetry and dashboard state (extras.go).
 	ext extras
 }
 
-// New loads the stored state into a fresh core.
+// New loads the stored state into a fresh core running the default policy.
 func New(db *storage.DB, log *slog.Logger, now func() time.Time) (*Server, error) {
-	s := &Server{core: scheduler.New(), db: db, now: now, log: log}
+	p, err := scheduler.PolicyByName(scheduler.DefaultPolicy)
+	if err != nil {
+		return nil, err
+	}
+	return NewWithPolicy(db, log, now, p)
+}
+
+// NewWithPolicy loads the stored state into a fresh core running policy p.
+func NewWithPolicy(db *storage.DB, log *slog.Logger, now func() time.Time, p scheduler.Policy) (*Server, error) {
+	core, err := scheduler.NewWithPolicy(p)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{core: core, policy: p, db: db, now: now, log: log}
 	s.ext = newExtras()
 	if err := s.loadTariff(); err != nil {
 		return nil, err
@@ -58,7 +72,11 @@ func (s *Server) reload() error {
 		return fmt.Errorf("load nodes: %w", err)
 	}
 	timeout, plan, ckpt := s.core.NodeTimeout, s.core.Tariff(), s.core.CheckpointAtPeak
-	s.core = scheduler.New()
+	core, err := scheduler.NewWithPolicy(s.policy)
+	if err != nil {
+		return err
+	}
+	s.core = core
 	s.core.NodeTimeout, s.core.CheckpointAtPeak = timeout, ckpt
 	s.core.UseTariff(plan)
 	s.core.Restore(jobs, nodes)
@@ -101,15 +119,19 @@ func (s *Server) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.mu.Lock()
-			ch := s.core.Tick(s.now())
-			err := s.commit(ch)
-			s.mu.Unlock()
-			if err != nil {
+			if err := s.Tick(); err != nil {
 				s.log.Error("tick", "err", err)
 			}
 		}
 	}
+}
+
+// Tick runs one core tick now (node timeouts, power states, placement) and
+// stores what it changed.
+func (s *Server) Tick() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commit(s.core.Tick(s.now()))
 }
 
 // Handler returns the HTTP routes.
