@@ -202,3 +202,26 @@ func TestDescribeProgress(t *testing.T) {
 		}
 	}
 }
+
+func TestRenderStatusPlacement(t *testing.T) {
+	j := api.Job{ID: "j-9", Spec: api.JobSpec{Name: "x", User: "bob", GPUs: 8, Priority: 50},
+		State: api.StateRunning, Node: "node-b", GPUIndices: []int{0, 1, 2, 3, 4, 5, 6, 7},
+		SubmittedAt: *ago(time.Minute), StartedAt: ago(time.Minute),
+		Placement: &api.Placement{Policy: "energy", Evaluated: 3, Candidates: []api.Candidate{
+			{Node: "node-b", Power: "on", Score: 3.01, Parts: []api.ScorePart{{Scorer: "energy", Score: 1, Weight: 2}, {Scorer: "binpack", Score: 1, Weight: 1}, {Scorer: "firstfit", Score: 0.5, Weight: 0.01}}},
+			{Node: "node-c", Power: "suspended", Score: 1.3, Parts: []api.ScorePart{{Scorer: "energy", Score: 0.15, Weight: 2}, {Scorer: "binpack", Score: 1, Weight: 1}, {Scorer: "firstfit", Score: 0.25, Weight: 0.01}}},
+		}}}
+	var b bytes.Buffer
+	if err := renderStatus(&b, j, now); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+Placement (policy energy, 3 nodes evaluated; best first):
+  NODE    POWER      ENERGY    BINPACK   FIRSTFIT     SCORE
+  node-b  on         1.000 x2  1.000 x1  0.500 x0.01  3.010
+  node-c  suspended  0.150 x2  1.000 x1  0.250 x0.01  1.300
+`
+	if got := b.String(); !strings.HasSuffix(got, want) {
+		t.Errorf("got\n%s\nwant it to end with\n%s", got, want)
+	}
+}

@@ -104,10 +104,42 @@ func renderStatus(w io.Writer, j api.Job, now time.Time) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if p := j.Placement; p != nil && len(p.Candidates) > 0 {
+		if err := renderPlacement(w, p); err != nil {
+			return err
+		}
+	}
 	if m := j.Metrics; m != nil {
 		return renderMetrics(w, m)
 	}
 	return nil
+}
+
+// renderPlacement shows the placement metrics: the best candidate nodes
+// and each scorer's part (score x weight), as Nomad's alloc status does.
+func renderPlacement(w io.Writer, p *api.Placement) error {
+	fmt.Fprintf(w, "\nPlacement (policy %s, %d nodes evaluated; best first):\n", p.Policy, p.Evaluated)
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	var scorers []string
+	for _, part := range p.Candidates[0].Parts {
+		scorers = append(scorers, part.Scorer)
+	}
+	fmt.Fprintf(tw, "  NODE\tPOWER\t%s\tSCORE\n", strings.ToUpper(strings.Join(scorers, "\t")))
+	for _, c := range p.Candidates {
+		cells := []string{c.Node, orDash(c.Power)}
+		for _, name := range scorers {
+			cell := "-"
+			for _, part := range c.Parts {
+				if part.Scorer == name {
+					cell = fmt.Sprintf("%.3f x%g", part.Score, part.Weight)
+				}
+			}
+			cells = append(cells, cell)
+		}
+		cells = append(cells, fmt.Sprintf("%.3f", c.Score))
+		fmt.Fprintf(tw, "  %s\n", strings.Join(cells, "\t"))
+	}
+	return tw.Flush()
 }
 
 func describeWorkload(w api.Workload) string {
