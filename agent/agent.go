@@ -30,6 +30,17 @@ type Config struct {
 	// Exe is the binary started as `Exe train ...` for train jobs; default: this one.
 	Exe string
 	Log *slog.Logger
+	// SuspendProgram and ResumeProgram, like Slurm's SuspendProgram and
+	// ResumeProgram, are run as `PROGRAM NODE-NAME` when schedulerd asks the
+	// node to suspend (after its idle timeout; the GPUs already have their
+	// minimum limit) or to wake up. Empty means nothing to run (a simulated
+	// node still models the state). The agent keeps heartbeating while
+	// suspended, so the program must leave the agent's host reachable (e.g.
+	// power the GPUs and their fabric down, or park the node through its
+	// BMC while the agent runs on a management host).
+	SuspendProgram, ResumeProgram string
+	// PowerTimeout bounds one run of either program (default 5 min).
+	PowerTimeout time.Duration
 }
 
 // Agent runs one node.
@@ -38,6 +49,10 @@ type Agent struct {
 
 	mu    sync.Mutex
 	tasks map[string]*task // every job the agent holds, running or finished and not yet acknowledged
+	// power is the node's power state as the agent last made it (api.PowerOn
+	// or api.PowerSuspended); switching is true while a program runs.
+	power     string
+	switching bool
 }
 
 // New checks the configuration and returns an agent.
@@ -61,7 +76,10 @@ func New(cfg Config) (*Agent, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "jobs"), 0o750); err != nil {
 		return nil, fmt.Errorf("agent data dir: %w", err)
 	}
-	return &Agent{cfg: cfg, tasks: map[string]*task{}}, nil
+	if cfg.PowerTimeout <= 0 {
+		cfg.PowerTimeout = 5 * time.Minute
+	}
+	return &Agent{cfg: cfg, tasks: map[string]*task{}, power: api.PowerOn}, nil
 }
 
 // Run registers and heartbeats until ctx ends, then stops its jobs (train
@@ -171,6 +189,18 @@ func (a *Agent) reconcile(reply api.HeartbeatReply, sent api.Heartbeat) {
 			t.stop(api.StatePreempted)
 		}
 	}
+	for idx, w := range reply.LimitsW {
+		if _, err := power.SetLimitW(a.cfg.NVML, idx, w); err != nil {
+			a.cfg.Log.Warn("set power limit", "gpu", idx, "watts", w, "err", err)
+		}
+	}
+	if want := reply.Power; want != "" && want != a.power && !a.switching {
+		a.switching = true
+		go a.switchPower(want)
+	}
+	if a.power != api.PowerOn || a.switching {
+		return // jobs start once the node is awake; the next reply repeats them
+	}
 	for _, as := range reply.Run {
 		if _, held := a.tasks[as.ID]; held {
 			continue
@@ -178,11 +208,37 @@ func (a *Agent) reconcile(reply api.HeartbeatReply, sent api.Heartbeat) {
 		t := a.start(as)
 		a.tasks[as.ID] = t
 	}
-	for idx, w := range reply.LimitsW {
-		if _, err := power.SetLimitW(a.cfg.NVML, idx, w); err != nil {
-			a.cfg.Log.Warn("set power limit", "gpu", idx, "watts", w, "err", err)
-		}
+}
+
+// switchPower runs the suspend or resume program (and models the state on a
+// simulated node), then records the new state. A failure leaves the state
+// as it was, so the next heartbeat's reply tries again.
+func (a *Agent) switchPower(want string) {
+	prog := a.cfg.ResumeProgram
+	if want == api.PowerSuspended {
+		prog = a.cfg.SuspendProgram
 	}
+	log := a.cfg.Log.With("node", a.cfg.Name, "power", want)
+	err := runPowerProgram(prog, a.cfg.Name, a.cfg.PowerTimeout)
+	if err == nil && a.cfg.Sim != nil {
+		a.cfg.Sim.SetSuspended(want == api.PowerSuspended)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.switching = false
+	if err != nil {
+		log.Error("power state change failed; will retry", "program", prog, "err", err)
+		return
+	}
+	a.power = want
+	log.Info("node power state changed")
+}
+
+// PowerState is the node's power state as the agent last made it.
+func (a *Agent) PowerState() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.power
 }
 
 // shutdown stops every job and reports them once more.

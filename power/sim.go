@@ -62,6 +62,9 @@ type SimNode struct {
 	mu    sync.Mutex
 	gpus  []simGPU
 	calls []LimitCall
+	// suspended: the node is in a low-power state; its GPUs draw nothing
+	// and do no work until it resumes.
+	suspended bool
 }
 
 type simGPU struct {
@@ -175,11 +178,38 @@ func (s *SimNode) SetUtilization(index int, util float64) {
 func (s *SimNode) RelThroughput(index int) float64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if index < 0 || index >= len(s.gpus) {
+	if index < 0 || index >= len(s.gpus) || s.suspended {
 		return 0
 	}
 	g := s.gpus[index]
 	return s.model.RelThroughput(g.util, mWToW(g.limitmW))
+}
+
+// SetSuspended models suspending (true) or resuming (false) the node: while
+// suspended its GPUs draw 0 W, their energy counters stand still and work
+// makes no progress. Energy up to now is accounted in the previous state.
+func (s *SimNode) SetSuspended(suspended bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.gpus {
+		s.advance(i)
+	}
+	s.suspended = suspended
+}
+
+// Suspended reports whether the node is suspended.
+func (s *SimNode) Suspended() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.suspended
+}
+
+// drawW is GPU g's draw now. s.mu must be held.
+func (s *SimNode) drawW(g simGPU) float64 {
+	if s.suspended {
+		return 0
+	}
+	return s.model.DrawW(g.util, mWToW(g.limitmW))
 }
 
 // LimitCalls returns a copy of every SetPowerManagementLimit call so far, in
@@ -199,7 +229,7 @@ func (s *SimNode) advance(index int) *simGPU {
 	g := &s.gpus[index]
 	t := s.now()
 	if dt := t.Sub(g.last); dt > 0 {
-		g.energymJ += s.model.DrawW(g.util, mWToW(g.limitmW)) * dt.Seconds() * 1000
+		g.energymJ += s.drawW(*g) * dt.Seconds() * 1000
 		g.last = t
 	}
 	return g
@@ -212,6 +242,13 @@ func (s *SimNode) snapshot(index int) simGPU {
 	return *s.advance(index)
 }
 
+// drawNowW is GPU index's draw now.
+func (s *SimNode) drawNowW(index int) float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.drawW(*s.advance(index))
+}
+
 // wire overrides the mock device's funcs so that they follow the model.
 func (s *SimNode) wire(i int, d *server.Device) {
 	m := s.model
@@ -219,8 +256,7 @@ func (s *SimNode) wire(i int, d *server.Device) {
 	totalMiB := float64(d.Config.MemoryMB)
 
 	d.GetPowerUsageFunc = func() (uint32, nvml.Return) {
-		g := s.snapshot(i)
-		return wTomW(m.DrawW(g.util, mWToW(g.limitmW))), nvml.SUCCESS
+		return wTomW(s.drawNowW(i)), nvml.SUCCESS
 	}
 	d.GetTotalEnergyConsumptionFunc = func() (uint64, nvml.Return) {
 		g := s.snapshot(i)
@@ -262,8 +298,7 @@ func (s *SimNode) wire(i int, d *server.Device) {
 		if sensor != nvml.TEMPERATURE_GPU {
 			return 0, nvml.ERROR_INVALID_ARGUMENT
 		}
-		g := s.snapshot(i)
-		p := m.DrawW(g.util, mWToW(g.limitmW))
+		p := s.drawNowW(i)
 		return uint32(math.Round(simAmbientC + simDegCPerW*p)), nvml.SUCCESS
 	}
 	d.GetMemoryInfoFunc = func() (nvml.Memory, nvml.Return) {

@@ -301,3 +301,26 @@ func TestSimConcurrent(t *testing.T) {
 		t.Errorf("%d limit calls recorded, want %d", n, 8*200)
 	}
 }
+
+func TestSimNodeSuspended(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, err := NewSimNode("dgxh100", func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, _ := s.NVML().DeviceGetHandleByIndex(0)
+	now = now.Add(10 * time.Second) // 10 s idle at 72 W = 720 J
+	s.SetSuspended(true)
+	now = now.Add(time.Hour)
+	if e, _ := dev.GetTotalEnergyConsumption(); e != 720_000 {
+		t.Fatalf("energy counter = %d mJ, want 720000: a suspended GPU draws nothing", e)
+	}
+	if p, _ := dev.GetPowerUsage(); p != 0 || s.RelThroughput(0) != 0 || !s.Suspended() {
+		t.Fatalf("suspended: power %d mW, throughput %v", p, s.RelThroughput(0))
+	}
+	s.SetSuspended(false)
+	now = now.Add(time.Second)
+	if e, _ := dev.GetTotalEnergyConsumption(); e != 792_000 {
+		t.Fatalf("energy counter = %d mJ after resuming, want 792000", e)
+	}
+}

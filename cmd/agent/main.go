@@ -33,6 +33,15 @@ Usage:
 Examples:
   agent --scheduler http://10.0.0.5:7070 --name gpu-node-01
   agent --sim dgxh100 --name sim-1 --data-dir /tmp/sim-1
+  agent --name gpu-node-01 --suspend-program /usr/local/sbin/node-suspend \
+        --resume-program /usr/local/sbin/node-resume
+
+When schedulerd suspends an idle node (policy energy), the agent first sets
+every GPU to its minimum power limit, then runs --suspend-program NODE-NAME;
+to wake it, --resume-program NODE-NAME, and only then starts the node's jobs.
+Like Slurm's SuspendProgram/ResumeProgram. The agent keeps heartbeating, so
+the programs must leave its host reachable. A simulated node models the
+suspended state (its GPUs draw nothing) with or without programs.
 
 Flags:
 `
@@ -59,6 +68,8 @@ func run(args []string, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "./joule-agent", "directory for job files, checkpoints and models")
 	interval := fs.Duration("heartbeat", 2*time.Second, "heartbeat interval")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	suspendProg := fs.String("suspend-program", "", "run as `PROGRAM NODE-NAME` when schedulerd suspends this idle node")
+	resumeProg := fs.String("resume-program", "", "run as `PROGRAM NODE-NAME` when schedulerd wakes this node")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -91,7 +102,8 @@ func run(args []string, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	cfg := agent.Config{Name: *name, Client: c, Interval: *interval, DataDir: *dataDir, Log: log}
+	cfg := agent.Config{Name: *name, Client: c, Interval: *interval, DataDir: *dataDir, Log: log,
+		SuspendProgram: *suspendProg, ResumeProgram: *resumeProg}
 	var lib nvml.Interface
 	if *sim != "" {
 		s, err := power.NewSimNode(*sim, time.Now, power.WithNodeName(*name))

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/joulehq/joule/agent"
 	"github.com/joulehq/joule/power"
 	"github.com/joulehq/joule/power/tariff"
+	"github.com/joulehq/joule/scheduler"
 	"github.com/joulehq/joule/storage"
 	"github.com/joulehq/joule/web"
 	"github.com/joulehq/joule/web/client"
@@ -41,8 +43,13 @@ Examples:
   schedulerd --data-dir /var/lib/joule --listen 0.0.0.0:7070
   schedulerd --sim-nodes 4 --sim-gpu h200     a simulated cluster on a laptop
   schedulerd --daily-report "CRON_TZ=Europe/Berlin 0 6 * * *" --telemetry-retention 72h
+  schedulerd --policy fifo-firstfit            the baseline: FIFO, first fit, nodes stay on
 
 The dashboard is served on the same address: open http://127.0.0.1:7070/.
+
+Policies: energy (default: fair share, EASY backfill, marginal-energy and
+best-fit placement, idle nodes suspended after --idle-timeout) and
+fifo-firstfit. Jobs larger than one node are refused at submit.
 
 Flags:
 `
@@ -60,6 +67,8 @@ type config struct {
 	sampleEvery time.Duration
 	retention   time.Duration
 	checkpoint  bool
+	policy      string
+	idleTimeout time.Duration
 }
 
 func main() {
@@ -88,6 +97,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.sampleEvery, "telemetry-every", web.DefaultSampleEvery, "store a power sample per node and per running job at most this often (0 stores none)")
 	fs.BoolVar(&cfg.checkpoint, "checkpoint-at-peak", false, "at each tariff window edge, checkpoint running deferrable train jobs whose remaining work is cheaper later (deadline kept) and resume them then")
 	fs.DurationVar(&cfg.retention, "telemetry-retention", web.DefaultRetention, "delete power samples older than this (0 keeps them forever)")
+	fs.StringVar(&cfg.policy, "policy", scheduler.DefaultPolicy, "scheduling policy: "+strings.Join(scheduler.PolicyNames(), " or "))
+	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", scheduler.DefaultIdleTimeout, "an empty node stays on this long before policy energy suspends it")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -139,12 +150,22 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 			return fmt.Errorf("--sim-gpu: %w", err)
 		}
 	}
+	policy, err := scheduler.PolicyByName(cfg.policy)
+	if err != nil {
+		return fmt.Errorf("--policy: %w", err)
+	}
+	if cfg.idleTimeout <= 0 {
+		return fmt.Errorf("--idle-timeout %s: give a duration > 0, e.g. 15m", cfg.idleTimeout)
+	}
+	if policy.SuspendIdle {
+		policy.IdleTimeout = cfg.idleTimeout
+	}
 	db, err := storage.Open(cfg.dataDir)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	srv, err := web.New(db, log, time.Now)
+	srv, err := web.NewWithPolicy(db, log, time.Now, policy)
 	if err != nil {
 		return err
 	}
