@@ -2,8 +2,9 @@
 // go-nvml's nvml.Interface (real NVML, or go-nvml's own mock servers driven by
 // the power model in SimNode), holds the calibrated power model that the
 // simulated GPUs, the trace simulator and the planner share, fits
-// throughput-versus-power-limit curves, and meters energy from the GPUs'
-// total-energy counters.
+// throughput-versus-power-limit curves, holds the non-GPU node power
+// (NodePower: baseline, suspended draw, wake delay), and meters energy from
+// the GPUs' total-energy counters.
 //
 // Units are in names: PowerW, LimitW, EnergyJ. NVML's milliwatts and
 // millijoules (LimitmW, EnergymJ) never leave this package.
