@@ -113,20 +113,6 @@ func ParseNodePower(s string, base NodePower) (NodePower, error) {
 	return p, p.Validate()
 }
 
-// ModelByName finds the model for a GPU name as NVML reports it (the
-// model's Name) or a kind ModelFor accepts. Unknown names give false.
-func ModelByName(name string) (Model, bool) {
-	for _, m := range models {
-		if m.Name == name {
-			return m, true
-		}
-	}
-	if m, err := ModelFor(name); err == nil {
-		return m, true
-	}
-	return Model{}, false
-}
-
 // WorkPerJ is the work done per joule at full utilisation at the default
 // limit, in units of an H100's work per second per watt: RelSpeed / PeakW.
 // Higher is better; the energy scorer prefers the model where it is highest.

@@ -30,8 +30,8 @@ func (c *Core) modelOf(name string) int {
 	if i, ok := c.models[name]; ok {
 		return i
 	}
-	m, ok := power.ModelByName(name)
-	if !ok {
+	m, err := power.ModelByName(name)
+	if err != nil {
 		m, _ = power.ModelFor("h100")
 		m.Name = name
 	}
