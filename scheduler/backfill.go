@@ -151,3 +151,63 @@ func (c *Core) reserve(j *jobRec, now time.Time) *reservation {
 	}
 	return r
 }
+
+// preempt finds, for the first job that cannot start, the node where
+// stopping the fewest GPUs of preemptible jobs (PreemptGap or more priority
+// points below it, or deferrable and not above it) frees enough GPUs, and
+// marks those jobs to stop: lowest priority first, then the most recently
+// started (least work lost). It does nothing while jobs already stopping
+// will free enough GPUs on some node, so repeated passes do not preempt
+// more. Multi-node jobs are never victims.
+func (c *Core) preempt(j *jobRec, now time.Time) []*jobRec {
+	need := j.Spec.GPUs
+	preemptible := func(v *jobRec) bool {
+		return !v.stopping && len(v.GangNodes) == 0 && v.State == api.StateRunning &&
+			(v.Spec.Priority <= j.Spec.Priority-c.policy.PreemptGap || (v.Spec.Deferrable && v.Spec.Priority <= j.Spec.Priority))
+	}
+	var best []*jobRec
+	bestGPUs, found := 0, false
+	for _, n := range c.order {
+		if n.State != api.NodeUp || n.power() == api.PowerSuspended || n.total() < need {
+			continue
+		}
+		soon := n.free()
+		var cands []nodeRun
+		for _, r := range n.runs {
+			switch {
+			case r.j.stopping:
+				soon += r.gpus
+			case preemptible(r.j):
+				cands = append(cands, r)
+			}
+		}
+		if soon >= need {
+			return nil // enough is already on its way
+		}
+		slices.SortFunc(cands, func(a, b nodeRun) int {
+			if a.j.Spec.Priority != b.j.Spec.Priority {
+				return a.j.Spec.Priority - b.j.Spec.Priority
+			}
+			return b.j.StartedAtOr(now).Compare(a.j.StartedAtOr(now))
+		})
+		var victims []*jobRec
+		gpus := 0
+		for _, r := range cands {
+			if soon >= need {
+				break
+			}
+			victims = append(victims, r.j)
+			soon += r.gpus
+			gpus += r.gpus
+		}
+		if soon >= need && (!found || gpus < bestGPUs) {
+			best, bestGPUs, found = victims, gpus, true
+		}
+	}
+	for _, v := range best {
+		v.stopping, v.preemptedBy = true, j.ID
+		v.Reason = fmt.Sprintf("being preempted for job %s (priority %d)", j.ID, j.Spec.Priority)
+		c.share.stop(v, now)
+	}
+	return best
+}

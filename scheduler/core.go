@@ -81,6 +81,9 @@ type jobRec struct {
 	acct     *account
 	// estEnd is when the job is expected to end, fixed when it starts.
 	estEnd time.Time
+	// preemptedBy is the job this one is being stopped for; it is requeued
+	// once its agent reports it stopped.
+	preemptedBy string
 }
 
 // nodeState is a node and its placement bookkeeping.
@@ -300,9 +303,11 @@ func (c *Core) Cancel(id string, now time.Time) (api.Job, error) {
 	if api.Terminal(j.State) {
 		return j.Job, fmt.Errorf("job %s already %s; nothing to cancel", id, j.State)
 	}
-	if j.State == api.StateRunning {
-		j.stopping = true
+	if j.State == api.StateRunning && !j.stopping {
 		c.share.stop(j, now)
+	}
+	if j.State == api.StateRunning {
+		j.stopping, j.preemptedBy = true, ""
 	}
 	if j.State == api.StateQueued {
 		j.dequeued()

@@ -33,6 +33,7 @@ func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.Hear
 	for id := range n.jobs {
 		if j := c.jobs[id]; j != nil && j.stopping && !reported[id] {
 			c.release(j, now) // the agent no longer has it
+			c.requeuePreempted(j, &ch)
 		}
 	}
 
@@ -79,11 +80,20 @@ func (c *Core) applyReport(n *nodeState, r api.JobReport, now time.Time, ch *Cha
 	case !here:
 		return r.State == api.StateRunning // placed elsewhere (requeued after a node loss)
 	case j.stopping:
-		if r.State != api.StateRunning {
-			c.release(j, now)
+		if r.State == api.StateRunning {
+			return true
+		}
+		c.release(j, now)
+		if j.preemptedBy != "" && (r.State == api.StateSucceeded || r.State == api.StateFailed) {
+			// It ended on its own before the stop reached it.
+			t := now.UTC()
+			j.State, j.Reason, j.FinishedAt, j.preemptedBy = r.State, r.Reason, &t, ""
+			j.Metrics = r.Metrics
+			ch.addJob(j)
 			return false
 		}
-		return true
+		c.requeuePreempted(j, ch)
+		return false
 	case j.State != api.StateRunning:
 		return r.State == api.StateRunning
 	}
@@ -276,4 +286,17 @@ func (c *Core) NextTimer() (time.Time, bool) {
 		}
 	}
 	return next, !next.IsZero()
+}
+
+// requeuePreempted puts a job stopped for another one back in the queue: a
+// train job resumes from the checkpoint it wrote when stopped.
+func (c *Core) requeuePreempted(j *jobRec, ch *Changes) {
+	if j.preemptedBy == "" {
+		return
+	}
+	j.State, j.Node, j.GPUIndices, j.GangNodes, j.StartedAt = api.StateQueued, "", nil, nil, nil
+	j.Reason = fmt.Sprintf("preempted for job %s; requeued to resume from its checkpoint", j.preemptedBy)
+	j.preemptedBy = ""
+	c.enqueue(j)
+	ch.addJob(j)
 }

@@ -25,12 +25,11 @@ type Policy struct {
 	// gets a reservation at the earliest time it can; later jobs start now
 	// only if they do not delay it.
 	Backfill bool
-	// ReserveMinAge delays the reservation until the first blocked job has
-	// waited this long (Slurm's bf_min_age_reserve): until then jobs behind
-	// it start wherever they fit. A reservation drains nodes, which costs
-	// the many small jobs more than it saves a large one that would find
-	// room soon anyway.
-	ReserveMinAge time.Duration
+	// PreemptGap lets the first job that cannot start stop running jobs at
+	// least this many priority points below it, or deferrable ones at or
+	// below its priority (0 turns preemption off). Victims are stopped
+	// (train jobs checkpoint) and requeued, never lost.
+	PreemptGap int
 	// Scorers rank feasible nodes; the weighted sum wins.
 	Scorers []WeightedScorer
 	// SuspendIdle suspends a node that has held no job for IdleTimeout;
@@ -95,6 +94,7 @@ var policies = map[string]func() Policy{
 			FairShareWeight:   10,
 			FairShareHalfLife: 7 * 24 * time.Hour,
 			Backfill:          true,
+			PreemptGap:        20,
 			Scorers:           []WeightedScorer{{ScoreEnergy, 2}, {ScoreBinPack, 1}, {ScoreFirstFit, 0.01}},
 			SuspendIdle:       true,
 			IdleTimeout:       DefaultIdleTimeout,

@@ -272,3 +272,55 @@ func TestPolicyByName(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestPreemptionStopsMuchLowerPriorityWorkAndRequeuesIt(t *testing.T) {
+	c := policy(t, "energy", nil)
+	c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 4, 0)}, t0)
+	low, _ := c.Submit(spec("low", 2, 30), t0)
+	mid, _ := c.Submit(spec("mid", 2, 45), t0)
+	c.Schedule(t0)
+	// 15 points above mid, 35 above low: only low may be preempted.
+	urgent, _ := c.Submit(spec("urgent", 2, 65), t0.Add(time.Minute))
+	reply, ch := c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 4, 0), Jobs: []api.JobReport{
+		{ID: low.ID, State: api.StateRunning}, {ID: mid.ID, State: api.StateRunning}}}, t0.Add(time.Minute))
+	if fmt.Sprint(reply.Stop) != "["+low.ID+"]" {
+		t.Fatalf("stop = %v, want only %s", reply.Stop, low.ID)
+	}
+	if u, _ := c.Job(urgent.ID); u.State != api.StateQueued || !strings.Contains(u.Reason, "preempting "+low.ID+" on n") {
+		t.Fatalf("urgent = %s %q", u.State, u.Reason)
+	}
+	if len(ch.Jobs) == 0 {
+		t.Fatal("the victim's change must be stored")
+	}
+	// A second pass does not preempt more while low is stopping.
+	reply, _ = c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 4, 0), Jobs: []api.JobReport{
+		{ID: low.ID, State: api.StateRunning}, {ID: mid.ID, State: api.StateRunning}}}, t0.Add(2*time.Minute))
+	if fmt.Sprint(reply.Stop) != "["+low.ID+"]" {
+		t.Fatalf("stop = %v on the second pass", reply.Stop)
+	}
+	// The agent stops it (a train job checkpoints): low is requeued, urgent runs.
+	c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 4, 0), Jobs: []api.JobReport{
+		{ID: low.ID, State: api.StateCancelled}, {ID: mid.ID, State: api.StateRunning}}}, t0.Add(3*time.Minute))
+	l, _ := c.Job(low.ID)
+	if l.State != api.StateQueued || l.Reason != "preempted for job "+urgent.ID+"; requeued to resume from its checkpoint" {
+		t.Fatalf("low = %s %q", l.State, l.Reason)
+	}
+	if u, _ := c.Job(urgent.ID); u.State != api.StateRunning || u.Node != "n" {
+		t.Fatalf("urgent = %s on %q", u.State, u.Node)
+	}
+	if m, _ := c.Job(mid.ID); m.State != api.StateRunning {
+		t.Fatalf("mid must keep running (only 20 points below is preemptible): %s", m.State)
+	}
+}
+
+func TestNoPreemptionUnderFifo(t *testing.T) {
+	c := policy(t, "fifo-firstfit", nil)
+	c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 2, 0)}, t0)
+	low, _ := c.Submit(spec("low", 2, 0), t0)
+	c.Schedule(t0)
+	c.Submit(spec("urgent", 2, 100), t0)
+	reply, _ := c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 2, 0), Jobs: []api.JobReport{{ID: low.ID, State: api.StateRunning}}}, t0.Add(time.Minute))
+	if len(reply.Stop) != 0 {
+		t.Fatalf("fifo-firstfit preempted: %v", reply.Stop)
+	}
+}

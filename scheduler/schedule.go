@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/joulehq/joule/api"
@@ -50,7 +51,17 @@ func (c *Core) Schedule(now time.Time) Changes {
 		scanned++
 		d, reason := c.place(j, res, now)
 		if d == nil {
-			if res == nil && c.policy.Backfill && now.Sub(j.SubmittedAt) >= c.policy.ReserveMinAge {
+			if blocked == 0 && c.policy.PreemptGap > 0 {
+				if victims := c.preempt(j, now); len(victims) > 0 {
+					ids := make([]string, len(victims))
+					for i, v := range victims {
+						ids[i] = v.ID
+						ch.addJob(v)
+					}
+					reason += fmt.Sprintf("; preempting %s on %s", strings.Join(ids, ", "), victims[0].Node)
+				}
+			}
+			if res == nil && c.policy.Backfill {
 				if res = c.reserve(j, now); res != nil {
 					c.lastRes = res
 					reason += res.describe()
