@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func writeTrace(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "trace.csv")
+	csv := "job_id,submit_time_s,duration_s,num_gpus,user,status\na,0,3600,1,,\nb,60,7200,8,,\nc,120,600,0,,\nd,4000,1800,16,,\n"
+	if err := os.WriteFile(p, []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSimulateJSON(t *testing.T) {
+	var out, errb bytes.Buffer
+	if rc := runSimulate([]string{"--trace", writeTrace(t), "--nodes", "3", "-o", "json"}, &out, &errb); rc != 0 {
+		t.Fatalf("rc %d: %s", rc, errb.String())
+	}
+	var doc map[string][]map[string]any
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	want := []string{"budget_violation_s", "co2_kg", "cost", "energy_kwh", "gpu_energy_kwh", "gpu_utilization",
+		"jobs", "makespan_s", "mean_jct_s", "mean_wait_s", "p95_jct_s", "policy"}
+	if len(doc) != 1 || len(doc["results"]) != 2 {
+		t.Fatalf("want {\"results\": [two policies]}, got %s", out.String())
+	}
+	for i, policy := range []string{"fifo-firstfit", "energy"} {
+		r := doc["results"][i]
+		var keys []string
+		for k := range r {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		if !slices.Equal(keys, want) {
+			t.Errorf("result keys = %v, want %v", keys, want)
+		}
+		// The CPU-only row is skipped; the 16-GPU job runs on two whole nodes.
+		if r["policy"] != policy || r["jobs"] != 3.0 || !(r["energy_kwh"].(float64) > 0) {
+			t.Errorf("result %d = %v", i, r)
+		}
+	}
+	if !strings.Contains(errb.String(), "node power: idle 1500 W, loaded 3000 W, suspended 50 W, wake 5m0s") {
+		t.Errorf("stderr must say which node power the run used: %s", errb.String())
+	}
+}
+
+func TestSimulateTable(t *testing.T) {
+	var out, errb bytes.Buffer
+	args := []string{"--trace", writeTrace(t), "--nodes", "3", "--policy", "energy", "--node-power", "idle=1000,wake=2m"}
+	if rc := runSimulate(args, &out, &errb); rc != 0 {
+		t.Fatalf("rc %d: %s", rc, errb.String())
+	}
+	for _, want := range []string{"node power (non-GPU): idle 1000 W, loaded 3000 W, suspended 50 W (whole node), wake-up 2m0s",
+		"policy", "energy kWh", "energy  "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestSimulateErrors(t *testing.T) {
+	trace := writeTrace(t)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--nodes", "2"}, "--trace is required"},
+		{[]string{"--trace", trace}, "give the cluster: --nodes N"},
+		{[]string{"--trace", trace, "--nodes", "2", "--cluster", "x.csv"}, "either --nodes or --cluster"},
+		{[]string{"--trace", trace, "--nodes", "2", "--policy", "greedy"}, `unknown policy "greedy"`},
+		{[]string{"--trace", trace, "--nodes", "2", "-o", "yaml"}, `-o "yaml": use table or json`},
+		{[]string{"--trace", trace, "--nodes", "2", "--gpu", "v100"}, `unknown GPU kind "v100"`},
+		{[]string{"--trace", trace, "--nodes", "2", "--node-power", "idle=x"}, "is not a number of watts"},
+		{[]string{"--trace", "/nonexistent.csv", "--nodes", "2"}, "no such file"},
+	}
+	for _, tt := range tests {
+		var out, errb bytes.Buffer
+		if rc := runSimulate(tt.args, &out, &errb); rc == 0 || !strings.Contains(errb.String(), tt.want) {
+			t.Errorf("%v: rc %d, stderr %q; want an error with %q", tt.args, rc, errb.String(), tt.want)
+		}
+	}
+}
