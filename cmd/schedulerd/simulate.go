@@ -29,7 +29,9 @@ CPU-only rows (num_gpus 0) are skipped. Jobs larger than one node (the ITP
 traces have 16-, 32- and 64-GPU jobs; a node has 8) are gang-placed on whole
 free nodes, as the clusters that recorded them did; --single-node skips them.
 
-Every job runs its GPUs at full utilisation (power.Model at the default
+Trace durations count as H100 runtimes (a slower GPU model takes
+duration / its relative speed, power.Model.RelSpeed). Every job runs its GPUs
+at full utilisation (power.Model at the default
 limit); the non-GPU node power (--node-power) and its defaults are printed
 with every run. Cost and CO2 use flat rates (0.15 per kWh, 0.4 kg/kWh) until
 tariff windows exist.

@@ -221,7 +221,13 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 			}
 			r.started = true
 			seq++
-			heap.Push(&pending, completion{at: j.StartedAt.Add(r.duration), seq: seq, id: j.ID, node: j.Node})
+			// Trace durations count as H100 runtimes: a slower GPU model
+			// takes duration / RelSpeed (power.Model).
+			d := r.duration
+			if s := nodes[j.Node].model.RelSpeed; s > 0 && s != 1 {
+				d = time.Duration(float64(d) / s)
+			}
+			heap.Push(&pending, completion{at: j.StartedAt.Add(d), seq: seq, id: j.ID, node: j.Node})
 			if cfg.Record {
 				res.Placements[jobs[r.trace].ID] = Placement{Node: j.Node, GPUs: j.GPUIndices, Start: *j.StartedAt, Explain: j.Placement}
 			}

@@ -204,3 +204,32 @@ func TestITPTraceEnergyBelowBaseline(t *testing.T) {
 		t.Fatalf("energy %v kWh is not below fifo-firstfit's %v", res[1].EnergyKWh, res[0].EnergyKWh)
 	}
 }
+
+// On a mixed cluster the energy policy runs a job on the GPU model with the
+// most work per joule (H100: 1/490 W) rather than the first node by name (an
+// A100: 0.45/280 W), and spends less energy for it.
+func TestHeterogeneousClusterPrefersWorkPerJoule(t *testing.T) {
+	cluster, err := ReadCluster(strings.NewReader("name,gpus,model\na-1,8,a100\nh-1,8,h100\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs := trace(t, "job_id,submit_time_s,duration_s,num_gpus\nx,0,3600,4\n")
+	base, err := Run(jobs, Config{Cluster: cluster, Policy: pol(t, "fifo-firstfit"), Record: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(jobs, Config{Cluster: cluster, Policy: pol(t, "energy"), Record: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if base.Placements["x"].Node != "a-1" || r.Placements["x"].Node != "h-1" {
+		t.Fatalf("fifo-firstfit on %s (want a-1), energy on %s (want h-1)", base.Placements["x"].Node, r.Placements["x"].Node)
+	}
+	// On the A100 the hour of H100 work takes 1/0.45 h.
+	if base.MakespanS != 3600/0.45 || r.MakespanS != 3600 {
+		t.Fatalf("makespans %v and %v", base.MakespanS, r.MakespanS)
+	}
+	if r.GPUEnergyKWh >= base.GPUEnergyKWh {
+		t.Fatalf("GPU energy %v kWh on the H100 is not below %v kWh on the A100", r.GPUEnergyKWh, base.GPUEnergyKWh)
+	}
+}
