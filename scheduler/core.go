@@ -60,6 +60,8 @@ type Core struct {
 	reasons map[reasonKey]string
 	// lastRes is the last pass's reservation, for tests.
 	lastRes *reservation
+	// freed says GPUs were freed or a node came up since the last pass.
+	freed bool
 }
 
 type modelInfo struct {

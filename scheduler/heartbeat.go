@@ -10,10 +10,15 @@ import (
 
 // Heartbeat takes a node's telemetry and job reports, attributes the energy
 // its GPUs used since the last heartbeat, updates the jobs, places waiting
-// work and returns the node's desired state.
+// work when GPUs were freed or the node came up (otherwise the periodic Tick
+// does: with thousands of nodes a pass per heartbeat would cost more than
+// it decides) and returns the node's desired state.
 func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.HeartbeatReply, Changes) {
 	var ch Changes
 	n := c.addNode(node)
+	if n.State != api.NodeUp || len(n.GPUs) != len(hb.GPUs) {
+		c.freed = true
+	}
 	c.meterEnergy(n, hb.GPUs, &ch)
 	c.unindex(n)
 	n.State, n.LastHeartbeat = api.NodeUp, now.UTC()
@@ -37,7 +42,9 @@ func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.Hear
 		}
 	}
 
-	ch.merge(c.Schedule(now))
+	if c.freed {
+		ch.merge(c.Schedule(now))
+	}
 	ch.addNode(n)
 	return c.desired(n, stop), ch
 }

@@ -159,6 +159,7 @@ func (c *Core) release(j *jobRec, now time.Time) {
 			}
 		}
 		delete(n.jobs, j.ID)
+		c.freed = true
 		n.runs = slices.DeleteFunc(n.runs, func(r nodeRun) bool { return r.j == j })
 		if len(n.holder) == 0 {
 			n.idleSince = now

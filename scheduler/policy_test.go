@@ -281,7 +281,8 @@ func TestPreemptionStopsMuchLowerPriorityWorkAndRequeuesIt(t *testing.T) {
 	c.Schedule(t0)
 	// 15 points above mid, 35 above low: only low may be preempted.
 	urgent, _ := c.Submit(spec("urgent", 2, 65), t0.Add(time.Minute))
-	reply, ch := c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 4, 0), Jobs: []api.JobReport{
+	ch := c.Schedule(t0.Add(time.Minute)) // as schedulerd does after a submit
+	reply, _ := c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 4, 0), Jobs: []api.JobReport{
 		{ID: low.ID, State: api.StateRunning}, {ID: mid.ID, State: api.StateRunning}}}, t0.Add(time.Minute))
 	if fmt.Sprint(reply.Stop) != "["+low.ID+"]" {
 		t.Fatalf("stop = %v, want only %s", reply.Stop, low.ID)
@@ -319,6 +320,7 @@ func TestNoPreemptionUnderFifo(t *testing.T) {
 	low, _ := c.Submit(spec("low", 2, 0), t0)
 	c.Schedule(t0)
 	c.Submit(spec("urgent", 2, 100), t0)
+	c.Schedule(t0)
 	reply, _ := c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 2, 0), Jobs: []api.JobReport{{ID: low.ID, State: api.StateRunning}}}, t0.Add(time.Minute))
 	if len(reply.Stop) != 0 {
 		t.Fatalf("fifo-firstfit preempted: %v", reply.Stop)

@@ -29,6 +29,7 @@ const perBucket = 2
 // that could not start; jobs it did not reach keep their last reason.
 func (c *Core) Schedule(now time.Time) Changes {
 	var ch Changes
+	c.freed = false
 	cur := c.queue.cursor()
 	j := cur.next()
 	if j == nil {
