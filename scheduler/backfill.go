@@ -165,24 +165,52 @@ func (c *Core) preempt(j *jobRec, now time.Time) []*jobRec {
 		return !v.stopping && len(v.GangNodes) == 0 && v.State == api.StateRunning &&
 			(v.Spec.Priority <= j.Spec.Priority-c.policy.PreemptGap || (v.Spec.Deferrable && v.Spec.Priority <= j.Spec.Priority))
 	}
+	// Any victim at all? (Counts of placed jobs by priority.)
+	some := false
+	for p := 0; p <= min(max(j.Spec.Priority, 0), 100) && !some; p++ {
+		some = c.runDeferrable[p] > 0 || (p <= j.Spec.Priority-c.policy.PreemptGap && c.runPrio[p] > 0)
+	}
+	if !some {
+		return nil
+	}
+	// Enough already on its way? Only nodes with stopping jobs can say so.
+	for n := range c.stoppingOn {
+		soon := n.free()
+		for _, r := range n.runs {
+			if r.j.stopping {
+				soon += r.gpus
+			}
+		}
+		if soon >= need && n.State == api.NodeUp {
+			return nil
+		}
+	}
 	var best []*jobRec
 	bestGPUs, found := 0, false
 	for _, n := range c.order {
 		if n.State != api.NodeUp || n.power() == api.PowerSuspended || n.total() < need {
 			continue
 		}
-		soon := n.free()
-		var cands []nodeRun
+		soon, could := n.free(), 0
 		for _, r := range n.runs {
 			switch {
 			case r.j.stopping:
 				soon += r.gpus
 			case preemptible(r.j):
-				cands = append(cands, r)
+				could += r.gpus
 			}
 		}
 		if soon >= need {
 			return nil // enough is already on its way
+		}
+		if soon+could < need {
+			continue
+		}
+		var cands []nodeRun
+		for _, r := range n.runs {
+			if !r.j.stopping && preemptible(r.j) {
+				cands = append(cands, r)
+			}
 		}
 		slices.SortFunc(cands, func(a, b nodeRun) int {
 			if a.j.Spec.Priority != b.j.Spec.Priority {
@@ -205,7 +233,8 @@ func (c *Core) preempt(j *jobRec, now time.Time) []*jobRec {
 		}
 	}
 	for _, v := range best {
-		v.stopping, v.preemptedBy = true, j.ID
+		c.markStopping(v)
+		v.preemptedBy = j.ID
 		v.Reason = fmt.Sprintf("being preempted for job %s (priority %d)", j.ID, j.Spec.Priority)
 		c.share.stop(v, now)
 	}

@@ -62,6 +62,11 @@ type Core struct {
 	lastRes *reservation
 	// freed says GPUs were freed or a node came up since the last pass.
 	freed bool
+	// stoppingOn counts, per node, the jobs being stopped on it.
+	stoppingOn map[*nodeState]int
+	// runPrio and runDeferrable count placed single-node jobs by priority
+	// (0..100), so preemption knows at once whether any victim exists.
+	runPrio, runDeferrable [101]int
 }
 
 type modelInfo struct {
@@ -309,7 +314,8 @@ func (c *Core) Cancel(id string, now time.Time) (api.Job, error) {
 		c.share.stop(j, now)
 	}
 	if j.State == api.StateRunning {
-		j.stopping, j.preemptedBy = true, ""
+		c.markStopping(j)
+		j.preemptedBy = ""
 	}
 	if j.State == api.StateQueued {
 		j.dequeued()

@@ -120,6 +120,7 @@ func (c *Core) unindex(n *nodeState) {
 // hold marks the GPUs of a placed job as taken on its node(s).
 func (c *Core) hold(j *jobRec, now time.Time) {
 	j.estEnd = j.StartedAtOr(now).Add(c.estimateOf(j))
+	c.countRun(j, +1)
 	for i, name := range j.nodeNames() {
 		n := c.nodes[name]
 		if n == nil {
@@ -166,7 +167,46 @@ func (c *Core) release(j *jobRec, now time.Time) {
 		}
 		c.index(n)
 	}
+	c.countRun(j, -1)
+	if j.stopping {
+		for _, name := range j.nodeNames() {
+			if n := c.nodes[name]; n != nil {
+				if c.stoppingOn[n]--; c.stoppingOn[n] <= 0 {
+					delete(c.stoppingOn, n)
+				}
+			}
+		}
+	}
 	j.stopping = false
+}
+
+// countRun adds sign to the per-priority counts of placed jobs.
+func (c *Core) countRun(j *jobRec, sign int) {
+	p := min(max(j.Spec.Priority, 0), 100)
+	if len(j.GangNodes) > 0 || j.Node == "" {
+		return
+	}
+	c.runPrio[p] += sign
+	if j.Spec.Deferrable {
+		c.runDeferrable[p] += sign
+	}
+}
+
+// markStopping marks a placed job to be stopped; its nodes are remembered
+// so that preemption can see at once what is already being freed.
+func (c *Core) markStopping(j *jobRec) {
+	if j.stopping {
+		return
+	}
+	j.stopping = true
+	if c.stoppingOn == nil {
+		c.stoppingOn = map[*nodeState]int{}
+	}
+	for _, name := range j.nodeNames() {
+		if n := c.nodes[name]; n != nil {
+			c.stoppingOn[n]++
+		}
+	}
 }
 
 // nodeNames lists the nodes a placed job holds.
