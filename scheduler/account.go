@@ -15,12 +15,12 @@ import (
 // reload, GPU reset) is re-based and counts nothing for that interval. Each
 // part is priced at the tariff windows in force during the interval, PUE on
 // top, and recorded as per-day usage for the reports.
-func (c *Core) meterEnergy(n *api.Node, gpus []api.GPU, now time.Time, ch *Changes) {
+func (c *Core) meterEnergy(n *nodeState, gpus []api.GPU, now time.Time, ch *Changes) {
 	last := map[string]float64{}
 	for _, g := range n.GPUs {
 		last[g.UUID] = g.EnergyJ
 	}
-	holder := c.busyGPUs()[n.Name]
+	holder := n.holder
 	var idleJ float64
 	jobJ := map[string]float64{}
 	for _, g := range gpus {

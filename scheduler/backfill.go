@@ -47,7 +47,7 @@ func (r *reservation) describe() string {
 	if len(names) > 1 {
 		where = fmt.Sprintf("%s and %d more", names[0], len(names)-1)
 	}
-	return fmt.Sprintf("; reserved to start at %s on %s", clock(r.at), where)
+	return fmt.Sprintf("; reserved to start at %s on %s", clockAt(r.at), where)
 }
 
 // endOf is when a running job is expected to free its GPUs: the end its

@@ -9,6 +9,7 @@ import (
 
 	"github.com/joulehq/joule/api"
 	"github.com/joulehq/joule/power"
+	"github.com/joulehq/joule/power/tariff"
 )
 
 // DefaultNodeTimeout is how long a node may stay silent before it is marked
@@ -62,6 +63,16 @@ type Core struct {
 	lastRes *reservation
 	// freed says GPUs were freed or a node came up since the last pass.
 	freed bool
+	// tariff prices energy and drives off-peak planning; planned[id] is the
+	// planGen a deferred job's plan was made in.
+	tariff  *tariff.Plan
+	planned map[string]int
+	planGen int
+	// CheckpointAtPeak: at a tariff window edge, a running deferrable train
+	// job that would finish cheaper later (deadline still met) is
+	// checkpointed, requeued and deferred; preempting holds those asked.
+	CheckpointAtPeak bool
+	preempting       map[string]bool
 	// stoppingOn counts, per node, the jobs being stopped on it.
 	stoppingOn map[*nodeState]int
 	// runPrio and runDeferrable count placed single-node jobs by priority
@@ -125,6 +136,15 @@ func (n *nodeState) power() string {
 	return n.Power
 }
 
+// defaultPlan is the flat default tariff; it always compiles.
+var defaultPlan = func() *tariff.Plan {
+	p, err := tariff.Compile(tariff.Default())
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
+
 // New returns an empty core running the default policy.
 func New() *Core {
 	p, _ := PolicyByName(DefaultPolicy)
@@ -147,6 +167,9 @@ func NewWithPolicy(p Policy) (*Core, error) {
 		queue:       newQueue(),
 		share:       fairShare{users: map[string]*usage{}, projects: map[string]*usage{}, halfLife: p.FairShareHalfLife},
 		est:         map[string]*estimate{},
+		tariff:      defaultPlan,
+		planned:     map[string]int{},
+		preempting:  map[string]bool{},
 	}, nil
 }
 
@@ -175,7 +198,7 @@ func (c *Core) Restore(jobs []api.Job, nodes []api.Node) {
 			c.nextID = j.seq + 1
 		}
 		switch {
-		case j.State == api.StateQueued:
+		case j.State == api.StateQueued || j.State == api.StateDeferred:
 			c.enqueue(j)
 		case j.State == api.StateRunning && j.Node != "":
 			c.hold(j, j.StartedAtOr(time.Time{}))
@@ -317,9 +340,10 @@ func (c *Core) Cancel(id string, now time.Time) (api.Job, error) {
 		c.markStopping(j)
 		j.preemptedBy = ""
 	}
-	if j.State == api.StateQueued {
+	if j.State == api.StateQueued || j.State == api.StateDeferred {
 		j.dequeued()
 	}
+	delete(c.preempting, id)
 	t := now.UTC()
 	j.State, j.Reason, j.FinishedAt = api.StateCancelled, "cancelled by user", &t
 	return j.Job, nil
@@ -330,6 +354,9 @@ func (c *Core) Cancel(id string, now time.Time) (api.Job, error) {
 type Changes struct {
 	Jobs  []api.Job
 	Nodes []api.Node
+	// Usage is the energy, cost and CO2 metered, one row per day and job (or
+	// node, for idle energy); storage adds it to its per-day totals.
+	Usage []api.Usage
 	// index finds a job in Jobs.
 	index map[string]int
 }
@@ -356,7 +383,8 @@ func (ch *Changes) addNode(n *nodeState) {
 	ch.Nodes = append(ch.Nodes, n.Node)
 }
 
-func (ch *Changes) merge(o Changes) {
+// Merge adds another event's changes to ch.
+func (ch *Changes) Merge(o Changes) {
 	for i := range o.Jobs {
 		j := o.Jobs[i]
 		if k, ok := ch.index[j.ID]; ok {
@@ -380,6 +408,19 @@ func (ch *Changes) merge(o Changes) {
 			ch.Nodes = append(ch.Nodes, o.Nodes[i])
 		}
 	}
+	for _, u := range o.Usage {
+		ch.addUsage(u)
+	}
+}
+
+func (ch *Changes) addUsage(u api.Usage) {
+	for i := range ch.Usage {
+		if ch.Usage[i].Key() == u.Key() {
+			ch.Usage[i].Add(u)
+			return
+		}
+	}
+	ch.Usage = append(ch.Usage, u)
 }
 
 // StartedAtOr returns the start time, or def when the job has none.

@@ -19,7 +19,7 @@ func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.Hear
 	if n.State != api.NodeUp || len(n.GPUs) != len(hb.GPUs) {
 		c.freed = true
 	}
-	c.meterEnergy(n, hb.GPUs, &ch)
+	c.meterEnergy(n, hb.GPUs, now, &ch)
 	c.unindex(n)
 	n.State, n.LastHeartbeat = api.NodeUp, now.UTC()
 	if n.idleSince.IsZero() {
@@ -43,37 +43,10 @@ func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.Hear
 	}
 
 	if c.freed {
-		ch.merge(c.Schedule(now))
+		ch.Merge(c.Schedule(now))
 	}
 	ch.addNode(n)
 	return c.desired(n, stop), ch
-}
-
-// meterEnergy gives each GPU's energy since the last heartbeat to the job that
-// held it, or to the node's idle energy. A counter that went backwards (driver
-// reload, GPU reset) is re-based and counts nothing for that interval.
-func (c *Core) meterEnergy(n *nodeState, gpus []api.GPU, ch *Changes) {
-	if len(n.GPUs) == 0 {
-		return
-	}
-	last := make(map[string]float64, len(n.GPUs))
-	for _, g := range n.GPUs {
-		last[g.UUID] = g.EnergyJ
-	}
-	for _, g := range gpus {
-		prev, ok := last[g.UUID]
-		if !ok || g.EnergyJ < prev {
-			continue
-		}
-		d := g.EnergyJ - prev
-		if id, held := n.holder[g.Index]; held {
-			j := c.jobs[id]
-			j.EnergyJ += d
-			ch.addJob(j)
-		} else {
-			n.IdleEnergyJ += d
-		}
-	}
 }
 
 // applyReport updates one job from its agent's report and says whether the
@@ -103,6 +76,9 @@ func (c *Core) applyReport(n *nodeState, r api.JobReport, now time.Time, ch *Cha
 		return false
 	case j.State != api.StateRunning:
 		return r.State == api.StateRunning
+	}
+	if r.State != api.StateRunning {
+		delete(c.preempting, r.ID)
 	}
 	switch r.State {
 	case api.StateRunning:
@@ -167,6 +143,10 @@ func (c *Core) desired(n *nodeState, stop []string) api.HeartbeatReply {
 		if j.State != api.StateRunning {
 			continue
 		}
+		if c.preempting[id] {
+			reply.Preempt = append(reply.Preempt, id)
+			continue
+		}
 		a := api.Assignment{ID: j.ID, Spec: j.Spec}
 		for _, g := range n.GPUs {
 			if n.holder[g.Index] == id {
@@ -219,7 +199,7 @@ func (c *Core) Tick(now time.Time) Changes {
 		}
 		c.managePower(n, now, &ch)
 	}
-	ch.merge(c.Schedule(now))
+	ch.Merge(c.Schedule(now))
 	return ch
 }
 
@@ -235,6 +215,7 @@ func (c *Core) nodeDown(n *nodeState, now time.Time, ch *Changes) {
 	slices.Sort(ids)
 	for _, id := range ids {
 		j := c.jobs[id]
+		delete(c.preempting, id)
 		if j.State == api.StateRunning {
 			c.share.stop(j, now)
 		}

@@ -133,11 +133,11 @@ func Deadline(j *api.Job) time.Time {
 // deferJob plans a deferrable waiting job and says whether it waits. A
 // deferred job keeps its plan until its start time comes or the tariff
 // changes (Replan); then it is planned again.
-func (c *Core) deferJob(j *api.Job, now time.Time, ch *Changes) bool {
+func (c *Core) deferJob(j *jobRec, now time.Time, ch *Changes) bool {
 	if j.State == api.StateDeferred && j.DeferredUntil != nil && now.Before(*j.DeferredUntil) && c.planned[j.ID] == c.planGen {
 		return true
 	}
-	plan := PlanStart(c.tariff, now, Deadline(j), Estimate(j.Spec, j.Progress))
+	plan := PlanStart(c.tariff, now, Deadline(&j.Job), Estimate(j.Spec, j.Progress))
 	c.planned[j.ID] = c.planGen
 	if plan.Deferred(now) {
 		if j.State != api.StateDeferred || j.Reason != plan.Reason || j.DeferredUntil == nil || !j.DeferredUntil.Equal(plan.Start) {
@@ -188,7 +188,7 @@ func (c *Core) Replan(now time.Time) Changes {
 // preempted, and the planner then defers it to that cheaper window.
 func (c *Core) checkpointForPeak(now time.Time, ch *Changes) {
 	for _, j := range c.Jobs() {
-		if j.State != api.StateRunning || !j.Spec.Deferrable || j.Spec.Workload.Train == nil || c.preempting[j.ID] || c.stopping[j.ID] {
+		if j.State != api.StateRunning || !j.Spec.Deferrable || j.Spec.Workload.Train == nil || c.preempting[j.ID] || c.jobs[j.ID].stopping {
 			continue
 		}
 		plan := PlanStart(c.tariff, now, Deadline(&j), Estimate(j.Spec, j.Progress))

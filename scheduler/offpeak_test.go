@@ -123,12 +123,14 @@ func TestCoreDefersUntilOffPeak(t *testing.T) {
 	for _, tick := range []string{"2026-11-26 16:00", "2026-11-26 19:59"} {
 		now = at(tick)
 		c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 8, 0)}, now)
+		c.Tick(now) // schedulerd ticks every second; heartbeats alone do not schedule
 		if j, _ := c.Job(d.ID); j.State != api.StateDeferred {
 			t.Fatalf("at %s the job is %s, want still deferred", tick, j.State)
 		}
 	}
 	now = at("2026-11-26 20:00")
 	c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 8, 0)}, now)
+	c.Tick(now)
 	if j, _ := c.Job(d.ID); j.State != api.StateRunning || j.DeferredUntil != nil {
 		t.Fatalf("at 20:00 the job is %s (until %v), want running", j.State, j.DeferredUntil)
 	}

@@ -75,7 +75,9 @@ func (j *jobRec) dequeued() {
 	}
 }
 
-func (e qentry) live() bool { return e.j.State == api.StateQueued && e.j.qgen == e.gen }
+func (e qentry) live() bool {
+	return (e.j.State == api.StateQueued || e.j.State == api.StateDeferred) && e.j.qgen == e.gen
+}
 
 // compact drops stale entries when they are most of an account's slice.
 func (a *account) compact() {

@@ -49,6 +49,11 @@ func (c *Core) Schedule(now time.Time) Changes {
 		if (c.avail == 0 && scanned > 0) || (c.policy.MaxScan > 0 && blocked >= c.policy.MaxScan) {
 			break
 		}
+		// A deferrable job first asks the off-peak planner (PlanStart)
+		// whether to wait for a cheaper window that meets its deadline.
+		if j.Spec.Deferrable && c.deferJob(j, now, &ch) {
+			continue
+		}
 		scanned++
 		d, reason := c.place(j, res, now)
 		if d == nil {
@@ -302,7 +307,7 @@ func (c *Core) waitReason(j *jobRec, res *reservation, held int) string {
 		return "no node is up; waiting for an agent to register"
 	}
 	if held > 0 && res != nil {
-		return fmt.Sprintf("reserved for job %s at %s", res.job.ID, clock(res.at))
+		return fmt.Sprintf("reserved for job %s at %s", res.job.ID, clockAt(res.at))
 	}
 	free, name := c.largestBlock()
 	need := j.Spec.GPUs
@@ -315,7 +320,8 @@ func (c *Core) waitReason(j *jobRec, res *reservation, held int) string {
 	return fmt.Sprintf("needs %d GPUs on one node; the largest free block is %d (%s)", need, free, name)
 }
 
-func clock(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+// clockAt formats a reservation or wake-up time for a reason.
+func clockAt(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
 
 // largestBlock is the most free GPUs on one up node, and the first such node
 // by name (suspended nodes count with all their GPUs).
@@ -387,10 +393,10 @@ func (c *Core) start(j *jobRec, d *decision, res *reservation, now time.Time) (w
 	res.consume(j.Spec.GPUs, first, now.Add(c.estimateOf(j)))
 	t := startAt.UTC()
 	j.dequeued()
-	j.State, j.StartedAt, j.Placement = api.StateRunning, &t, d.placement
+	j.State, j.StartedAt, j.Placement, j.DeferredUntil = api.StateRunning, &t, d.placement, nil
 	j.Reason = ""
 	if startAt.After(now) {
-		j.Reason = fmt.Sprintf("waiting for %s to wake up (ready at %s)", first.Name, clock(startAt))
+		j.Reason = fmt.Sprintf("waiting for %s to wake up (ready at %s)", first.Name, clockAt(startAt))
 	}
 	c.hold(j, now)
 	return woken
