@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/joulehq/joule/power"
+	"github.com/joulehq/joule/power/tariff"
 	"github.com/joulehq/joule/scheduler"
 	"github.com/joulehq/joule/scheduler/sim"
 )
@@ -33,8 +34,11 @@ Trace durations count as H100 runtimes (a slower GPU model takes
 duration / its relative speed, power.Model.RelSpeed). Every job runs its GPUs
 at full utilisation (power.Model at the default
 limit); the non-GPU node power (--node-power) and its defaults are printed
-with every run. Cost and CO2 use flat rates (0.15 per kWh, 0.4 kg/kWh) until
-tariff windows exist.
+with every run. Cost and CO2 price all of the cluster's energy (GPUs and
+node baseline) at the tariff in force, PUE on top: schedulerd's default flat
+tariff (0.10 EUR/kWh, 300 g CO2/kWh) or --tariff FILE (the JSON that
+joule tariff --set takes). budget_violation_s is 0: power budgets do not
+exist yet.
 
 Examples:
   schedulerd simulate --trace ../shared/traces/itp_cluster03.csv --nodes 110
@@ -48,7 +52,7 @@ Flags:
 `
 
 type simConfig struct {
-	trace, cluster, gpu, policies, output, nodePower, start string
+	trace, cluster, gpu, policies, output, nodePower, start, tariff string
 	nodes                                                   int
 	idleTimeout                                             time.Duration
 	singleNode, progress                                    bool
@@ -62,6 +66,7 @@ func runSimulate(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.nodes, "nodes", 0, "number of 8-GPU nodes of the virtual cluster")
 	fs.StringVar(&c.gpu, "gpu", "h100", "GPU of every node with --nodes: h100, h200 or a100")
 	fs.StringVar(&c.cluster, "cluster", "", "a node list CSV (name,gpus,model) instead of --nodes")
+	fs.StringVar(&c.tariff, "tariff", "", "a tariff JSON file (as joule tariff --set takes) for cost and CO2; default: the flat default tariff")
 	fs.StringVar(&c.policies, "policy", strings.Join(scheduler.PolicyNames(), ","), "policies to run side by side, comma-separated")
 	fs.StringVar(&c.output, "o", "table", "output: table or json")
 	fs.StringVar(&c.start, "start", sim.DefaultStart.Format(time.RFC3339), "the time trace time zero maps to (RFC 3339)")
@@ -138,6 +143,19 @@ func simulate(c simConfig, stdout, stderr io.Writer) error {
 			return fmt.Errorf("cluster node %s: %w", n.Name, err)
 		}
 	}
+	plan, err := tariff.Compile(tariff.Default())
+	if err != nil {
+		return err
+	}
+	if c.tariff != "" {
+		data, err := os.ReadFile(c.tariff)
+		if err != nil {
+			return fmt.Errorf("--tariff: %w", err)
+		}
+		if plan, err = tariff.Parse(data); err != nil {
+			return fmt.Errorf("--tariff %s: %w", c.tariff, err)
+		}
+	}
 	var policies []scheduler.Policy
 	for _, name := range strings.Split(c.policies, ",") {
 		p, err := scheduler.PolicyByName(strings.TrimSpace(name))
@@ -170,7 +188,7 @@ func simulate(c simConfig, stdout, stderr io.Writer) error {
 	var wg sync.WaitGroup
 	for i, p := range policies {
 		wg.Go(func() {
-			results[i], errs[i] = sim.Run(jobs, sim.Config{Cluster: cluster, Start: start, Policy: p,
+			results[i], errs[i] = sim.Run(jobs, sim.Config{Cluster: cluster, Start: start, Policy: p, Tariff: plan,
 				Progress: func(done, total int) { bar.update(i, done, total) }})
 		})
 	}
@@ -189,10 +207,10 @@ func simulate(c simConfig, stdout, stderr io.Writer) error {
 			Results []sim.Result `json:"results"`
 		}{results})
 	}
-	return renderSimTable(stdout, c, cluster, nodePower, results)
+	return renderSimTable(stdout, c, cluster, nodePower, plan, results)
 }
 
-func renderSimTable(w io.Writer, c simConfig, cluster []sim.NodeSpec, np power.NodePower, results []sim.Result) error {
+func renderSimTable(w io.Writer, c simConfig, cluster []sim.NodeSpec, np power.NodePower, plan *tariff.Plan, results []sim.Result) error {
 	gpus := 0
 	for _, n := range cluster {
 		gpus += n.GPUs
@@ -200,7 +218,9 @@ func renderSimTable(w io.Writer, c simConfig, cluster []sim.NodeSpec, np power.N
 	fmt.Fprintf(w, "trace %s on %d nodes (%d GPUs)\n", c.trace, len(cluster), gpus)
 	fmt.Fprintf(w, "node power (non-GPU): idle %g W, loaded %g W, suspended %g W (whole node), wake-up %s; idle timeout %s\n",
 		np.IdleW, np.LoadedW, np.SuspendedW, np.WakeDelay, c.idleTimeout)
-	fmt.Fprintf(w, "cost %.2f per kWh and %.2f kg CO2 per kWh (flat rates)\n\n", sim.DefaultPricePerKWh, sim.DefaultCO2KgPerKWh)
+	t := plan.Tariff()
+	fmt.Fprintf(w, "tariff: %s, default %.3f %s/kWh and %g g CO2/kWh, %d windows, PUE %g\n\n",
+		orDefault(c.tariff, "schedulerd's default"), t.PricePerKWh, t.Currency, t.GCO2PerKWh, len(t.Windows), t.PUE)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "policy\tjobs\tskipped\tenergy kWh\tGPU kWh\tcost\tCO2 kg\tmean JCT s\tp95 JCT s\tmean wait s\tmakespan s\tGPU util\tsuspends\t")
 	for _, r := range results {
@@ -271,4 +291,11 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

@@ -90,3 +90,29 @@ func TestSimulateErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestSimulateTariff(t *testing.T) {
+	dir := t.TempDir()
+	tf := filepath.Join(dir, "tariff.json")
+	os.WriteFile(tf, []byte(`{"currency": "EUR", "price_per_kwh": 0.5, "gco2_per_kwh": 100, "pue": 1}`), 0o644)
+	run := func(extra ...string) map[string]any {
+		var out, errb bytes.Buffer
+		args := append([]string{"--trace", writeTrace(t), "--nodes", "3", "--policy", "fifo-firstfit", "-o", "json"}, extra...)
+		if rc := runSimulate(args, &out, &errb); rc != 0 {
+			t.Fatalf("rc %d: %s", rc, errb.String())
+		}
+		var doc map[string][]map[string]any
+		json.Unmarshal(out.Bytes(), &doc)
+		return doc["results"][0]
+	}
+	r := run("--tariff", tf)
+	if e, c := r["energy_kwh"].(float64), r["cost"].(float64); c < e*0.5*0.999 || c > e*0.5*1.001 {
+		t.Fatalf("cost %v for %v kWh at 0.5/kWh", c, e)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"price_per_kwh": -1}`), 0o644)
+	var out, errb bytes.Buffer
+	if rc := runSimulate([]string{"--trace", writeTrace(t), "--nodes", "3", "--tariff", bad}, &out, &errb); rc == 0 || !strings.Contains(errb.String(), "--tariff") {
+		t.Fatalf("a bad tariff must be refused: rc %d, %s", rc, errb.String())
+	}
+}

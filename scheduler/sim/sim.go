@@ -9,6 +9,7 @@ import (
 
 	"github.com/joulehq/joule/api"
 	"github.com/joulehq/joule/power"
+	"github.com/joulehq/joule/power/tariff"
 	"github.com/joulehq/joule/scheduler"
 )
 
@@ -16,14 +17,6 @@ import (
 // on 2021-03-04.
 var DefaultStart = time.Date(2021, 3, 4, 0, 0, 0, 0, time.UTC)
 
-// Flat rates used for cost and CO2 until tariff and carbon windows exist
-// (a later issue replaces them with the windows in force): 0.15 per kWh in
-// the operator's currency, and 0.4 kg CO2 per kWh, about the world grid
-// average.
-const (
-	DefaultPricePerKWh = 0.15
-	DefaultCO2KgPerKWh = 0.4
-)
 
 // Config is one simulation run.
 type Config struct {
@@ -34,8 +27,10 @@ type Config struct {
 	// jobs larger than one node run (gang-placed on whole nodes) or are
 	// skipped.
 	Policy scheduler.Policy
-	// PricePerKWh and CO2KgPerKWh default to the flat rates above.
-	PricePerKWh, CO2KgPerKWh float64
+	// Tariff prices the cluster's energy (all of it, node baseline
+	// included) at the window in force, PUE on top; nil means
+	// tariff.Default(), schedulerd's flat default.
+	Tariff *tariff.Plan
 	// Progress, when set, is called as jobs finish (about every 1%).
 	Progress func(done, total int)
 	// Record keeps every job's placement in Result.Placements.
@@ -134,11 +129,12 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 	if cfg.Start.IsZero() {
 		cfg.Start = DefaultStart
 	}
-	if cfg.PricePerKWh == 0 {
-		cfg.PricePerKWh = DefaultPricePerKWh
-	}
-	if cfg.CO2KgPerKWh == 0 {
-		cfg.CO2KgPerKWh = DefaultCO2KgPerKWh
+	if cfg.Tariff == nil {
+		p, err := tariff.Compile(tariff.Default())
+		if err != nil {
+			return Result{}, fmt.Errorf("simulate: default tariff: %w", err)
+		}
+		cfg.Tariff = p
 	}
 	core, err := scheduler.NewWithPolicy(cfg.Policy)
 	if err != nil {
@@ -181,7 +177,7 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 	var pending completions
 	seq := 0
 	now := cfg.Start
-	var energyJ, gpuEnergyJ, busyGPUS float64
+	var energyJ, gpuEnergyJ, busyGPUS, cost, co2G float64
 	var jcts, waits []float64
 	lastDone := cfg.Start
 	var lastPower map[string]string
@@ -192,6 +188,13 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 		if dt <= 0 {
 			return
 		}
+		intervalJ := 0.0
+		defer func() {
+			for _, piece := range cfg.Tariff.Split(intervalJ, now, t) {
+				cost += piece.Cost
+				co2G += piece.CO2G
+			}
+		}()
 		for _, l := range core.Loads() {
 			n := nodes[l.Name]
 			m, p := n.model, cfg.Policy.Node
@@ -208,6 +211,7 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 				busyGPUS += float64(l.Busy) * dt
 			}
 			energyJ += w * dt
+			intervalJ += w * dt
 			gpuEnergyJ += gw * dt
 		}
 	}
@@ -336,8 +340,8 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 	res.Jobs = done
 	res.EnergyKWh = energyJ / 3.6e6
 	res.GPUEnergyKWh = gpuEnergyJ / 3.6e6
-	res.Cost = res.EnergyKWh * cfg.PricePerKWh
-	res.CO2Kg = res.EnergyKWh * cfg.CO2KgPerKWh
+	res.Cost = cost
+	res.CO2Kg = co2G / 1000
 	res.MeanJCTS = mean(jcts)
 	res.P95JCTS = percentile(jcts, 0.95)
 	res.MeanWaitS = mean(waits)

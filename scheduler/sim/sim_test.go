@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/joulehq/joule/power"
+	"github.com/joulehq/joule/power/tariff"
 	"github.com/joulehq/joule/scheduler"
 )
 
@@ -50,8 +51,9 @@ func TestEnergyOfAKnownRun(t *testing.T) {
 	if r.Jobs != 1 || r.MeanJCTS != 3600 || r.MeanWaitS != 0 || r.MakespanS != 3600 || r.GPUUtilization != 1.0/8 {
 		t.Fatalf("result = %+v", r)
 	}
-	if r.Cost != r.EnergyKWh*DefaultPricePerKWh || r.CO2Kg != r.EnergyKWh*DefaultCO2KgPerKWh {
-		t.Fatalf("cost %v, co2 %v", r.Cost, r.CO2Kg)
+	// schedulerd's default tariff: 0.10 per kWh, 300 g CO2 per kWh, PUE 1.
+	if math.Abs(r.Cost-r.EnergyKWh*0.10) > 1e-9 || math.Abs(r.CO2Kg-r.EnergyKWh*0.3) > 1e-9 {
+		t.Fatalf("cost %v, co2 %v for %v kWh", r.Cost, r.CO2Kg, r.EnergyKWh)
 	}
 }
 
@@ -231,5 +233,27 @@ func TestHeterogeneousClusterPrefersWorkPerJoule(t *testing.T) {
 	}
 	if r.GPUEnergyKWh >= base.GPUEnergyKWh {
 		t.Fatalf("GPU energy %v kWh on the H100 is not below %v kWh on the A100", r.GPUEnergyKWh, base.GPUEnergyKWh)
+	}
+}
+
+// A tariff with a dearer peak window prices the energy drawn in it higher.
+func TestTariffPricesEnergyByWindow(t *testing.T) {
+	plan, err := tariff.Parse([]byte(`{"currency": "EUR", "price_per_kwh": 0.10, "gco2_per_kwh": 300, "pue": 1.5,
+		"windows": [{"name": "peak", "start": "0 0 * * *", "end": "0 12 * * *", "price_per_kwh": 0.30, "gco2_per_kwh": 500}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One node for 24 h (a job holds it all day): half in the peak.
+	jobs := trace(t, "job_id,submit_time_s,duration_s,num_gpus\nx,0,86400,8\n")
+	r, err := Run(jobs, Config{Cluster: Uniform(1, "h100"), Policy: pol(t, "fifo-firstfit"), Tariff: plan})
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := r.EnergyKWh / 2 * 1.5
+	if want := half*0.30 + half*0.10; math.Abs(r.Cost-want) > 1e-6 {
+		t.Fatalf("cost = %v, want %v", r.Cost, want)
+	}
+	if want := (half*500 + half*300) / 1000; math.Abs(r.CO2Kg-want) > 1e-6 {
+		t.Fatalf("co2 = %v kg, want %v", r.CO2Kg, want)
 	}
 }
