@@ -53,9 +53,9 @@ Flags:
 
 type simConfig struct {
 	trace, cluster, gpu, policies, output, nodePower, start, tariff string
-	nodes                                                   int
-	idleTimeout                                             time.Duration
-	singleNode, progress                                    bool
+	nodes                                                           int
+	idleTimeout                                                     time.Duration
+	singleNode, progress                                            bool
 }
 
 func runSimulate(args []string, stdout, stderr io.Writer) int {

@@ -17,7 +17,6 @@ import (
 // on 2021-03-04.
 var DefaultStart = time.Date(2021, 3, 4, 0, 0, 0, 0, time.UTC)
 
-
 // Config is one simulation run.
 type Config struct {
 	Cluster []NodeSpec
