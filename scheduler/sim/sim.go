@@ -135,6 +135,10 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 		}
 		cfg.Tariff = p
 	}
+	// Trace jobs share one priority and none is deferrable, so preemption
+	// could never fire; it is turned off because virtual agents report only
+	// finished jobs, not stopped ones.
+	cfg.Policy.PreemptGap = 0
 	core, err := scheduler.NewWithPolicy(cfg.Policy)
 	if err != nil {
 		return Result{}, fmt.Errorf("simulate: %w", err)
