@@ -61,7 +61,7 @@ func (c *Core) applyReport(n *nodeState, r api.JobReport, now time.Time, ch *Cha
 		return r.State == api.StateRunning // placed elsewhere (requeued after a node loss)
 	case j.stopping:
 		if r.State == api.StateRunning {
-			return true
+			return j.preemptedBy == "" // a preempted one is in the preempt list
 		}
 		c.release(j, now)
 		if j.preemptedBy != "" && (r.State == api.StateSucceeded || r.State == api.StateFailed) {
@@ -134,6 +134,11 @@ func (c *Core) desired(n *nodeState, stop []string) api.HeartbeatReply {
 	slices.SortFunc(ids, func(a, b string) int { return jobSeq(a) - jobSeq(b) })
 	for _, id := range ids {
 		j := c.jobs[id]
+		if j.stopping && j.preemptedBy != "" {
+			// Preempted for another job: checkpoint, then it is requeued.
+			reply.Preempt = append(reply.Preempt, id)
+			continue
+		}
 		if j.stopping {
 			if !slices.Contains(reply.Stop, id) {
 				reply.Stop = append(reply.Stop, id)

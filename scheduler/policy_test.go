@@ -284,8 +284,8 @@ func TestPreemptionStopsMuchLowerPriorityWorkAndRequeuesIt(t *testing.T) {
 	ch := c.Schedule(t0.Add(time.Minute)) // as schedulerd does after a submit
 	reply, _ := c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 4, 0), Jobs: []api.JobReport{
 		{ID: low.ID, State: api.StateRunning}, {ID: mid.ID, State: api.StateRunning}}}, t0.Add(time.Minute))
-	if fmt.Sprint(reply.Stop) != "["+low.ID+"]" {
-		t.Fatalf("stop = %v, want only %s", reply.Stop, low.ID)
+	if fmt.Sprint(reply.Preempt) != "["+low.ID+"]" || len(reply.Stop) != 0 {
+		t.Fatalf("preempt = %v, stop = %v; want only %s checkpointed", reply.Preempt, reply.Stop, low.ID)
 	}
 	if u, _ := c.Job(urgent.ID); u.State != api.StateQueued || !strings.Contains(u.Reason, "preempting "+low.ID+" on n") {
 		t.Fatalf("urgent = %s %q", u.State, u.Reason)
@@ -296,12 +296,12 @@ func TestPreemptionStopsMuchLowerPriorityWorkAndRequeuesIt(t *testing.T) {
 	// A second pass does not preempt more while low is stopping.
 	reply, _ = c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 4, 0), Jobs: []api.JobReport{
 		{ID: low.ID, State: api.StateRunning}, {ID: mid.ID, State: api.StateRunning}}}, t0.Add(2*time.Minute))
-	if fmt.Sprint(reply.Stop) != "["+low.ID+"]" {
-		t.Fatalf("stop = %v on the second pass", reply.Stop)
+	if fmt.Sprint(reply.Preempt) != "["+low.ID+"]" {
+		t.Fatalf("preempt = %v on the second pass", reply.Preempt)
 	}
-	// The agent stops it (a train job checkpoints): low is requeued, urgent runs.
+	// The agent checkpoints and stops it: low is requeued, urgent runs.
 	c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 4, 0), Jobs: []api.JobReport{
-		{ID: low.ID, State: api.StateCancelled}, {ID: mid.ID, State: api.StateRunning}}}, t0.Add(3*time.Minute))
+		{ID: low.ID, State: api.StatePreempted}, {ID: mid.ID, State: api.StateRunning}}}, t0.Add(3*time.Minute))
 	l, _ := c.Job(low.ID)
 	if l.State != api.StateQueued || l.Reason != "preempted for job "+urgent.ID+"; requeued to resume from its checkpoint" {
 		t.Fatalf("low = %s %q", l.State, l.Reason)
@@ -322,7 +322,7 @@ func TestNoPreemptionUnderFifo(t *testing.T) {
 	c.Submit(spec("urgent", 2, 100), t0)
 	c.Schedule(t0)
 	reply, _ := c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 2, 0), Jobs: []api.JobReport{{ID: low.ID, State: api.StateRunning}}}, t0.Add(time.Minute))
-	if len(reply.Stop) != 0 {
-		t.Fatalf("fifo-firstfit preempted: %v", reply.Stop)
+	if len(reply.Stop)+len(reply.Preempt) != 0 {
+		t.Fatalf("fifo-firstfit preempted: %v %v", reply.Stop, reply.Preempt)
 	}
 }
