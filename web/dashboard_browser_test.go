@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -63,7 +64,7 @@ func TestDashboardInChromium(t *testing.T) {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-extensions", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profileDir(t)),
 		chromedp.WindowSize(1280, 900),
 	)
 	actx, cancelA := chromedp.NewExecAllocator(ctx, opts...)
@@ -153,4 +154,24 @@ func TestDashboardInChromium(t *testing.T) {
 	if len(problems) > 0 {
 		t.Errorf("the browser reported:\n%s", strings.Join(problems, "\n"))
 	}
+}
+
+// profileDir is chromium's profile directory. Chromium's helper processes can
+// still write to it for a moment after the browser exits, which makes
+// t.TempDir's cleanup fail; so it is removed with retries instead.
+func profileDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "joule-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for range 50 {
+			if os.RemoveAll(dir) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("left chromium profile %s behind", dir)
+	})
+	return dir
 }
