@@ -41,6 +41,11 @@ type Config struct {
 	SuspendProgram, ResumeProgram string
 	// PowerTimeout bounds one run of either program (default 5 min).
 	PowerTimeout time.Duration
+	// Profile sets the power profiler's steps and windows (zero:
+	// power.DefaultProfileSettings); ProfileTick how often it reads
+	// throughput and power (zero: 250 ms).
+	Profile     power.ProfileSettings
+	ProfileTick time.Duration
 }
 
 // Agent runs one node.
@@ -53,6 +58,12 @@ type Agent struct {
 	// or api.PowerSuspended); switching is true while a program runs.
 	power     string
 	switching bool
+	// Power (power.go): default limits to restore, the limit schedulerd
+	// allocated per GPU, the last refusal per GPU, GPUs a profiler holds.
+	defaults  map[int]float64
+	allocated map[int]float64
+	limitErr  map[int]string
+	profiling map[int]bool
 }
 
 // New checks the configuration and returns an agent.
@@ -73,19 +84,30 @@ func New(cfg Config) (*Agent, error) {
 		}
 		cfg.Exe = exe
 	}
+	if cfg.Profile == (power.ProfileSettings{}) {
+		cfg.Profile = power.DefaultProfileSettings()
+	}
+	if err := cfg.Profile.Validate(); err != nil {
+		return nil, fmt.Errorf("agent power profile: %w", err)
+	}
+	if cfg.ProfileTick <= 0 {
+		cfg.ProfileTick = defaultProfileTick
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "jobs"), 0o750); err != nil {
 		return nil, fmt.Errorf("agent data dir: %w", err)
 	}
 	if cfg.PowerTimeout <= 0 {
 		cfg.PowerTimeout = 5 * time.Minute
 	}
-	return &Agent{cfg: cfg, tasks: map[string]*task{}, power: api.PowerOn}, nil
+	return &Agent{cfg: cfg, tasks: map[string]*task{}, power: api.PowerOn, allocated: map[int]float64{},
+		limitErr: map[int]string{}, profiling: map[int]bool{}}, nil
 }
 
 // Run registers and heartbeats until ctx ends, then stops its jobs (train
 // jobs checkpoint) and sends a last heartbeat that reports them.
 func (a *Agent) Run(ctx context.Context) error {
 	log := a.cfg.Log.With("node", a.cfg.Name)
+	a.recordDefaults(log)
 	if err := a.register(ctx, log); err != nil {
 		return err
 	}
@@ -161,6 +183,9 @@ func (a *Agent) snapshot() (api.Heartbeat, error) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	for i := range gpus {
+		gpus[i].LimitError = a.limitErr[gpus[i].Index]
+	}
 	hb := api.Heartbeat{GPUs: gpus, Jobs: []api.JobReport{}}
 	for _, id := range slices.Sorted(maps.Keys(a.tasks)) {
 		hb.Jobs = append(hb.Jobs, a.tasks[id].report())
@@ -190,10 +215,9 @@ func (a *Agent) reconcile(reply api.HeartbeatReply, sent api.Heartbeat) {
 		}
 	}
 	for idx, w := range reply.LimitsW {
-		if _, err := power.SetLimitW(a.cfg.NVML, idx, w); err != nil {
-			a.cfg.Log.Warn("set power limit", "gpu", idx, "watts", w, "err", err)
-		}
+		a.allocated[idx] = w // known before a new job's profiler reads its ceiling
 	}
+	a.applyLimits(reply.LimitsW, sent)
 	if want := reply.Power; want != "" && want != a.power && !a.switching {
 		a.switching = true
 		go a.switchPower(want)
@@ -260,5 +284,6 @@ func (a *Agent) shutdown(log *slog.Logger) {
 	if err := a.beat(ctx); err != nil {
 		log.Warn("last heartbeat failed", "err", err)
 	}
+	a.restoreDefaults(log)
 	log.Info("agent stopped", "jobs_stopped", len(running))
 }

@@ -38,7 +38,7 @@ type fixture struct {
 
 // newFixture runs a real schedulerd server (bbolt file, loopback HTTP) and one
 // agent on a simulated DGX-H100 heartbeating every 100 ms.
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	db, err := storage.Open(t.TempDir())
@@ -58,8 +58,12 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(Config{Name: "node-a", Client: c, NVML: sim.NVML(), Sim: sim,
-		Interval: 100 * time.Millisecond, DataDir: t.TempDir(), Exe: os.Args[0], Log: quiet})
+	cfg := Config{Name: "node-a", Client: c, NVML: sim.NVML(), Sim: sim,
+		Interval: 100 * time.Millisecond, DataDir: t.TempDir(), Exe: os.Args[0], Log: quiet}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,15 +37,22 @@ type task struct {
 	state    string // running until the job ends
 	reason   string
 	progress *api.Progress
-	metrics  *api.Metrics
-	stopAs   string // the state to report when the job ends because it was stopped
-	cancel   context.CancelFunc
+	// progressAt is when progress arrived.
+	progressAt time.Time
+	metrics    *api.Metrics
+	stopAs     string // the state to report when the job ends because it was stopped
+	cancel     context.CancelFunc
+	// profile is the job's power profile once measured; profileErr why it
+	// could not be.
+	profile    []api.ProfileSample
+	profileErr string
 }
 
 func (t *task) report() api.JobReport {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	r := api.JobReport{ID: t.id, State: t.state, Reason: t.reason, Metrics: t.metrics}
+	r := api.JobReport{ID: t.id, State: t.state, Reason: t.reason, Metrics: t.metrics,
+		Profile: t.profile, ProfileError: t.profileErr}
 	if t.progress != nil {
 		p := *t.progress
 		r.Progress = &p
@@ -64,7 +71,26 @@ func (t *task) finished() bool {
 
 func (t *task) setProgress(p api.Progress) {
 	t.mu.Lock()
-	t.progress = &p
+	t.progress, t.progressAt = &p, time.Now()
+	t.mu.Unlock()
+}
+
+// trainedSamples is a train job's cumulative samples at now: the trainer's
+// optimiser steps times the batch size at its last report, carried forward
+// at the rate it reported. ok is false before the first report.
+func (t *task) trainedSamples(now time.Time) (samples float64, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tr := t.spec.Workload.Train
+	if t.progress == nil || tr == nil {
+		return 0, false
+	}
+	return float64(t.progress.Step*tr.BatchSize) + t.progress.SamplesPerS*now.Sub(t.progressAt).Seconds(), true
+}
+
+func (t *task) setProfile(p []api.ProfileSample, errMsg string) {
+	t.mu.Lock()
+	t.profile, t.profileErr = p, errMsg
 	t.mu.Unlock()
 }
 
@@ -99,6 +125,9 @@ func (a *Agent) start(as api.Assignment) *task {
 		state: api.StateRunning, cancel: cancel}
 	log := a.cfg.Log.With("node", a.cfg.Name, "job", as.ID)
 	log.Info("starting job", "name", as.Spec.Name, "gpus", as.GPUIndices)
+	if as.Profile && len(as.GPUIndices) > 0 {
+		go a.profile(ctx, t)
+	}
 	go func() {
 		defer cancel()
 		var state, reason string

@@ -38,6 +38,13 @@ type Job struct {
 	DeferredUntil *time.Time `json:"deferred_until,omitempty"`
 	Progress      *Progress  `json:"progress,omitempty"`
 	Metrics       *Metrics   `json:"metrics,omitempty"`
+	// PowerCurve is the job's profiled throughput-versus-limit curve, once
+	// known; PowerLimitW the limit its GPUs are given now (0: not running).
+	PowerCurve  *PowerCurve `json:"power_curve,omitempty"`
+	PowerLimitW float64     `json:"power_limit_w,omitempty"`
+	// ProfileError says why profiling gave no curve (too few points, a
+	// refused limit), if it failed.
+	ProfileError string `json:"profile_error,omitempty"`
 	// GangNodes lists every whole node a multi-node job holds (Node is the
 	// first). Only the simulator places such jobs; schedulerd refuses them.
 	GangNodes []string `json:"gang_nodes,omitempty"`
@@ -153,6 +160,9 @@ type GPU struct {
 	TemperatureC   float64 `json:"temperature_c"`
 	MemoryUsedMiB  float64 `json:"memory_used_mib"`
 	MemoryTotalMiB float64 `json:"memory_total_mib"`
+	// LimitError is why the agent could not set the limit schedulerd asked
+	// for (e.g. NVML_ERROR_NO_PERMISSION without root); empty when it could.
+	LimitError string `json:"limit_error,omitempty"`
 }
 
 // Heartbeat is what an agent sends every few seconds: its GPUs' telemetry and
@@ -169,6 +179,11 @@ type JobReport struct {
 	Reason   string    `json:"reason,omitempty"`
 	Progress *Progress `json:"progress,omitempty"`
 	Metrics  *Metrics  `json:"metrics,omitempty"`
+	// Profile is the job's power profile once the agent has stepped its GPUs
+	// through the limits (sent until the job ends); ProfileError says why
+	// profiling stopped short.
+	Profile      []ProfileSample `json:"profile,omitempty"`
+	ProfileError string          `json:"profile_error,omitempty"`
 }
 
 // HeartbeatReply is the node's desired state. A lost reply is harmless: the
@@ -192,6 +207,9 @@ type Assignment struct {
 	Spec       JobSpec  `json:"spec"`
 	GPUIndices []int    `json:"gpu_indices"`
 	GPUUUIDs   []string `json:"gpu_uuids"`
+	// Profile asks the agent to profile the job's power limits as it starts
+	// (the job has no curve yet).
+	Profile bool `json:"profile,omitempty"`
 }
 
 // SubmitReply answers POST /api/v1/jobs.

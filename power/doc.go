@@ -6,6 +6,13 @@
 // (NodePower: baseline, suspended draw, wake delay), and meters energy from
 // the GPUs' total-energy counters.
 //
+// Power capping lives here as pure functions: BudgetPlan (the facility budget
+// as a default and cron windows, see power/window), OperatingPointW (each
+// energy policy's limit on a job's curve), Allocate (a limit for every GPU,
+// water-filled under the budget) and Profiler (the state machine that steps
+// a new job through power limits). The scheduler core decides with them; the
+// agent measures with them.
+//
 // Units are in names: PowerW, LimitW, EnergyJ. NVML's milliwatts and
 // millijoules (LimitmW, EnergymJ) never leave this package.
 //

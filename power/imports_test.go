@@ -13,6 +13,8 @@ import (
 // simulator: no storage, web, HTTP or bbolt (see doc.go).
 func TestImports(t *testing.T) {
 	files, err := filepath.Glob("*.go")
+	sub, _ := filepath.Glob("*/*.go") // power/window
+	files = append(files, sub...)
 	if err != nil {
 		t.Fatal(err)
 	}

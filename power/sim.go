@@ -35,8 +35,8 @@ const (
 type LimitCall struct {
 	Index   int
 	LimitmW uint32
-	// Ret is what the simulated NVML answered (nvml.SUCCESS or
-	// nvml.ERROR_INVALID_ARGUMENT).
+	// Ret is what the simulated NVML answered (nvml.SUCCESS,
+	// nvml.ERROR_INVALID_ARGUMENT, or what RefuseLimits set).
 	Ret nvml.Return
 }
 
@@ -65,6 +65,7 @@ type SimNode struct {
 	// suspended: the node is in a low-power state; its GPUs draw nothing
 	// and do no work until it resumes.
 	suspended bool
+	refuse    nvml.Return // answer to every SetPowerManagementLimit, if not SUCCESS
 }
 
 type simGPU struct {
@@ -212,6 +213,15 @@ func (s *SimNode) drawW(g simGPU) float64 {
 	return s.model.DrawW(g.util, mWToW(g.limitmW))
 }
 
+// RefuseLimits makes every later SetPowerManagementLimit answer ret (e.g.
+// nvml.ERROR_NO_PERMISSION, what real NVML answers without root) and change
+// nothing; nvml.SUCCESS accepts limits again.
+func (s *SimNode) RefuseLimits(ret nvml.Return) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuse = ret
+}
+
 // LimitCalls returns a copy of every SetPowerManagementLimit call so far, in
 // order, refused ones included.
 func (s *SimNode) LimitCalls() []LimitCall {
@@ -285,7 +295,9 @@ func (s *SimNode) wire(i int, d *server.Device) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		ret := nvml.SUCCESS
-		if limitmW < minmW || limitmW > maxmW {
+		if s.refuse != nvml.SUCCESS {
+			ret = s.refuse // e.g. NO_PERMISSION, as real NVML answers without root
+		} else if limitmW < minmW || limitmW > maxmW {
 			// Real NVML refuses a limit outside the constraints.
 			ret = nvml.ERROR_INVALID_ARGUMENT
 		} else {

@@ -78,6 +78,9 @@ type Core struct {
 	// runPrio and runDeferrable count placed single-node jobs by priority
 	// (0..100), so preemption knows at once whether any victim exists.
 	runPrio, runDeferrable [101]int
+	// Power tunes power capping (power.go); pw is its state.
+	Power PowerConfig
+	pw    powerState
 }
 
 type modelInfo struct {
@@ -170,6 +173,7 @@ func NewWithPolicy(p Policy) (*Core, error) {
 		tariff:      defaultPlan,
 		planned:     map[string]int{},
 		preempting:  map[string]bool{},
+		Power:       DefaultPowerConfig(),
 	}, nil
 }
 
@@ -284,6 +288,7 @@ func (c *Core) Submit(spec api.JobSpec, now time.Time) (api.Job, error) {
 	}, seq: c.nextID}
 	j.acct = c.queue.account(spec.User, spec.Project)
 	c.nextID++
+	c.inheritCurve(j)
 	c.jobs[j.ID] = j
 	c.enqueue(j)
 	return j.Job, nil

@@ -5,7 +5,8 @@
 // the bookkeeping of nodes, GPUs, energy, cost and CO2. It is a state machine
 // that takes events (a job submitted or cancelled, a node's heartbeat, a
 // tick at time t) and returns decisions (jobs to run, stop or checkpoint on
-// each node, power states and limits). The rules are a named Policy; new
+// each node, power states, and a power limit for every GPU under the
+// facility's power budget: power.go). The rules are a named Policy; new
 // policies are new option sets in policy.go.
 //
 // It does no I/O and never reads the wall clock: every method takes `now`.

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -20,6 +21,7 @@ func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.Hear
 		c.freed = true
 	}
 	c.meterEnergy(n, hb.GPUs, now, &ch)
+	c.accountBudget(now)
 	c.unindex(n)
 	n.State, n.LastHeartbeat = api.NodeUp, now.UTC()
 	if n.idleSince.IsZero() {
@@ -46,7 +48,12 @@ func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.Hear
 		ch.Merge(c.Schedule(now))
 	}
 	ch.addNode(n)
-	return c.desired(n, stop), ch
+	alloc := c.applyLimits(now, &ch)
+	reply := c.desired(n, stop)
+	if limits := alloc.LimitsW[node]; len(limits) > 0 && n.power() != api.PowerSuspended {
+		reply.LimitsW = maps.Clone(limits) // the allocation is cached: never share its maps
+	}
+	return reply, ch
 }
 
 // applyReport updates one job from its agent's report and says whether the
@@ -79,6 +86,9 @@ func (c *Core) applyReport(n *nodeState, r api.JobReport, now time.Time, ch *Cha
 	}
 	if r.State != api.StateRunning {
 		delete(c.preempting, r.ID)
+	}
+	if c.applyProfile(&j.Job, r) {
+		ch.addJob(j)
 	}
 	switch r.State {
 	case api.StateRunning:
@@ -152,7 +162,7 @@ func (c *Core) desired(n *nodeState, stop []string) api.HeartbeatReply {
 			reply.Preempt = append(reply.Preempt, id)
 			continue
 		}
-		a := api.Assignment{ID: j.ID, Spec: j.Spec}
+		a := api.Assignment{ID: j.ID, Spec: j.Spec, Profile: c.profiling(&j.Job)}
 		for _, g := range n.GPUs {
 			if n.holder[g.Index] == id {
 				a.GPUIndices = append(a.GPUIndices, g.Index)

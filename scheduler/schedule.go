@@ -23,7 +23,9 @@ const perBucket = 2
 // pipeline for each job. Under a backfill policy the first job that cannot
 // start gets a reservation (EASY backfill): later jobs start now only if
 // they do not delay it. Without backfill a job that does not fit waits with
-// a reason and does not block smaller jobs behind it.
+// a reason and does not block smaller jobs behind it. A job the pipeline
+// placed still starts only if the power budget in force allows it there
+// (powerAdmits, power.go); otherwise it waits with a reason that says so.
 //
 // A pass stops early when no GPU is free or wakeable, or after MaxScan jobs
 // that could not start; jobs it did not reach keep their last reason.
@@ -43,6 +45,7 @@ func (c *Core) Schedule(now time.Time) Changes {
 	// the reservation until the next placement, so they are built once.
 	c.reasons = map[reasonKey]string{}
 	c.lastRes = nil
+	c.pw.refused = nil // power refusals hold within one pass
 	for ; j != nil; j = cur.next() {
 		// With nothing free, only the head job is examined (for its reason
 		// and reservation).
@@ -56,6 +59,17 @@ func (c *Core) Schedule(now time.Time) Changes {
 		}
 		scanned++
 		d, reason := c.place(j, res, now)
+		if d != nil {
+			// The power budget in force must allow it there (power.go).
+			if r := c.powerAdmits(j, d, now); r != "" {
+				blocked++
+				if j.Reason != r {
+					j.Reason = r
+					ch.addJob(j)
+				}
+				continue
+			}
+		}
 		if d == nil {
 			if blocked == 0 && c.policy.PreemptGap > 0 {
 				if victims := c.preempt(j, now); len(victims) > 0 {

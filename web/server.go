@@ -71,16 +71,16 @@ func (s *Server) reload() error {
 	if err != nil {
 		return fmt.Errorf("load nodes: %w", err)
 	}
-	timeout, plan, ckpt := s.core.NodeTimeout, s.core.Tariff(), s.core.CheckpointAtPeak
+	timeout, plan, ckpt, pcfg := s.core.NodeTimeout, s.core.Tariff(), s.core.CheckpointAtPeak, s.core.Power
 	core, err := scheduler.NewWithPolicy(s.policy)
 	if err != nil {
 		return err
 	}
 	s.core = core
-	s.core.NodeTimeout, s.core.CheckpointAtPeak = timeout, ckpt
+	s.core.NodeTimeout, s.core.CheckpointAtPeak, s.core.Power = timeout, ckpt, pcfg
 	s.core.UseTariff(plan)
 	s.core.Restore(jobs, nodes)
-	return nil
+	return s.restorePower()
 }
 
 // SetNodeTimeout sets how long a node may stay silent before it is marked down.
@@ -145,6 +145,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/jobs/{id}", s.getJob)
 	mux.HandleFunc("POST /api/v1/jobs/{id}/cancel", s.cancel)
 	mux.HandleFunc("GET /api/v1/nodes", s.listNodes)
+	mux.HandleFunc("GET /api/v1/power/budget", s.getBudget)
+	mux.HandleFunc("PUT /api/v1/power/budget", s.putBudget)
 	mux.HandleFunc("POST /api/v1/agents/{node}/register", s.heartbeat)
 	mux.HandleFunc("POST /api/v1/agents/{node}/heartbeat", s.heartbeat)
 	mux.HandleFunc("PUT /api/v1/models/{id}", s.uploadModel)

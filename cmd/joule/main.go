@@ -44,6 +44,8 @@ type opts struct {
 	from, to, by string
 	// tariff
 	set, carbonCSV string
+	// power
+	power powerOpts
 }
 
 // command is one subcommand: its help and what it runs.
@@ -59,7 +61,7 @@ type command struct {
 	run     func(ctx context.Context, e *env, c *client.Client, o *opts, args []string) error
 }
 
-var commands = []*command{submitCmd, queueCmd, statusCmd, cancelCmd, nodesCmd, reportCmd, tariffCmd}
+var commands = []*command{submitCmd, queueCmd, statusCmd, cancelCmd, nodesCmd, reportCmd, tariffCmd, powerCmd}
 
 func lookup(name string) *command {
 	for _, c := range commands {

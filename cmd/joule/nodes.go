@@ -62,5 +62,16 @@ func renderNodes(w io.Writer, nodes []api.Node, now time.Time) error {
 				formatEnergy(g.EnergyJ), g.TemperatureC, g.MemoryUsedMiB/1024, g.MemoryTotalMiB/1024, seen)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// A limit the GPU refused means the node is not held to the power budget.
+	for _, n := range nodes {
+		for _, g := range n.GPUs {
+			if g.LimitError != "" {
+				fmt.Fprintf(w, "warning: %s GPU %d refused its power limit: %s\n", n.Name, g.Index, g.LimitError)
+			}
+		}
+	}
+	return nil
 }

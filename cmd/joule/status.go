@@ -73,6 +73,19 @@ func renderStatus(w io.Writer, j api.Job, now time.Time) error {
 	}
 	line("Priority", "%d", s.Priority)
 	line("Energy policy", "%s", orDash(s.EnergyPolicy))
+	if j.PowerLimitW > 0 && j.State == api.StateRunning {
+		line("Power limit", "%.0f W per GPU", j.PowerLimitW)
+	}
+	switch pc := j.PowerCurve; {
+	case pc != nil:
+		from := "profiled"
+		if pc.From != j.ID {
+			from = "from " + pc.From
+		}
+		line("Power curve", "uncapped %.0f W, a=%.2f k=%.2f (%s, %d limits)", pc.UncappedW, pc.A, pc.K, from, pc.Samples)
+	case j.ProfileError != "":
+		line("Power curve", "the power model's (profiling failed: %s)", j.ProfileError)
+	}
 	if s.Deferrable {
 		line("Deferrable", "yes: may wait for a cheaper or cleaner window")
 	}

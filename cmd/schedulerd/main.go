@@ -44,8 +44,10 @@ Examples:
   schedulerd --sim-nodes 4 --sim-gpu h200     a simulated cluster on a laptop
   schedulerd --daily-report "CRON_TZ=Europe/Berlin 0 6 * * *" --telemetry-retention 72h
   schedulerd --policy fifo-firstfit            the baseline: FIFO, first fit, nodes stay on
+  schedulerd --balanced-slowdown 0.05         balanced jobs at most 5% slower under their power limit
 
 The dashboard is served on the same address: open http://127.0.0.1:7070/.
+The GPUs' power budget is set at run time: joule power --help.
 
 Policies: energy (default: fair share, EASY backfill, marginal-energy and
 best-fit placement, idle nodes suspended after --idle-timeout) and
@@ -69,6 +71,7 @@ type config struct {
 	checkpoint  bool
 	policy      string
 	idleTimeout time.Duration
+	power       scheduler.PowerConfig
 }
 
 func main() {
@@ -99,6 +102,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.retention, "telemetry-retention", web.DefaultRetention, "delete power samples older than this (0 keeps them forever)")
 	fs.StringVar(&cfg.policy, "policy", scheduler.DefaultPolicy, "scheduling policy: "+strings.Join(scheduler.PolicyNames(), " or "))
 	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", scheduler.DefaultIdleTimeout, "an empty node stays on this long before policy energy suspends it")
+	cfg.power = scheduler.DefaultPowerConfig()
+	fs.Float64Var(&cfg.power.MaxSlowdown, "balanced-slowdown", cfg.power.MaxSlowdown, "power capping: how much slower than uncapped a balanced job may run (0.10 = 10% more time)")
+	fs.Float64Var(&cfg.power.AdmitRel, "admit-speed", cfg.power.AdmitRel, "power capping: a queued job starts only if every running job keeps this share of its operating speed under the budget")
+	fs.BoolVar(&cfg.power.Profile, "profile", cfg.power.Profile, "power capping: have agents profile each new job's power limits (false: use the power model's curve)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -111,6 +118,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "schedulerd: unknown argument %q (see schedulerd --help)\n", fs.Arg(0))
+		return 2
+	}
+	if err := cfg.power.Validate(); err != nil {
+		fmt.Fprintf(stderr, "schedulerd: %v (see schedulerd --help)\n", err)
 		return 2
 	}
 	if cfg.demo && cfg.simNodes == 0 {
@@ -180,6 +191,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 			return fmt.Errorf("--daily-report: %w", err)
 		}
 	}
+	srv.SetPowerConfig(cfg.power)
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another schedulerd running? use --listen)", cfg.listen, err)

@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/joulehq/joule/api"
+)
+
+// TestPowerBudgetMovesLimits runs schedulerd and a simulated agent as real
+// processes: a new job is profiled (its limits step down and come back to its
+// balanced point), then `joule power` sets a budget and the GPUs' enforced
+// limits and measured draw come under it; the budget survives kill -9.
+func TestPowerBudgetMovesLimits(t *testing.T) {
+	c := newCluster(t)
+	const beat = 300 * time.Millisecond
+	c.start("agent-a", "agent", "--sim", "dgxh100", "--name", "agent-a", "--scheduler", c.url,
+		"--heartbeat", beat.String(), "--data-dir", filepath.Join(c.dir, "agent-a"),
+		"--profile-step", "50", "--profile-steps", "3", "--profile-warmup", "200ms", "--profile-measure", "600ms")
+	nodes := func() []api.Node {
+		var n []api.Node
+		out, err := c.joule("nodes", "-o", "json")
+		if err != nil || json.Unmarshal([]byte(out), &n) != nil {
+			return nil
+		}
+		return n
+	}
+	c.waitFor("the node", 10*time.Second, func() bool { return len(nodes()) == 1 })
+	id := c.submit(c.writeSpec("burn.yaml", `
+name: burn
+user: bob
+gpus: 8
+energy_policy: balanced
+workload: {synthetic: {duration: 1h, utilization: 0.9}}
+`))
+	c.waitFor("the job's power curve", time.Minute, func() bool {
+		j := c.job(id)
+		return j.PowerCurve != nil || j.ProfileError != ""
+	})
+	j := c.job(id)
+	if j.PowerCurve == nil || j.PowerCurve.Samples != 4 {
+		t.Fatalf("profile: curve %+v, error %q", j.PowerCurve, j.ProfileError)
+	}
+	// Without a budget the job runs at its balanced point, between the
+	// minimum and its 448 W uncapped draw.
+	c.waitFor("the balanced limit on every GPU", 10*time.Second, func() bool {
+		j = c.job(id)
+		n := nodes()
+		if len(n) != 1 || j.PowerLimitW < 300 || j.PowerLimitW > 448 {
+			return false
+		}
+		for _, g := range n[0].GPUs {
+			if g.LimitW != j.PowerLimitW {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("balanced limit after profiling: %.0f W (curve a=%.3f k=%.2f)", j.PowerLimitW, j.PowerCurve.A, j.PowerCurve.K)
+
+	// Below the minimum draw: refused, nothing changes.
+	if _, err := c.joule("power", "--default", "1kW"); err == nil || !strings.Contains(err.Error(), "minimum possible draw of 1600 W") {
+		t.Fatalf("a 1 kW budget for 8 GPUs of 200 W minimum: %v", err)
+	}
+	start := time.Now()
+	c.mustJoule("power", "--default", "2kW")
+	c.waitFor("every GPU at 250 W and the draw under 2 kW", 10*time.Second, func() bool {
+		n := nodes()
+		if len(n) != 1 {
+			return false
+		}
+		var sum float64
+		for _, g := range n[0].GPUs {
+			if g.LimitW != 250 {
+				return false
+			}
+			sum += g.PowerW
+		}
+		return sum <= 2000
+	})
+	took := time.Since(start)
+	t.Logf("under the new budget %s after the change (%.1f heartbeats of %s)", took.Round(10*time.Millisecond), float64(took)/float64(beat), beat)
+	var st api.PowerBudgetStatus
+	if err := json.Unmarshal([]byte(c.mustJoule("power", "-o", "json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.WattsNow != 2000 || st.MeasuredW > 2000 || st.MinDrawW != 1600 {
+		t.Errorf("status %+v", st)
+	}
+	t.Logf("seconds over budget while the limits came down: %.2f", st.OverBudgetS)
+
+	// kill -9: the budget was acknowledged, so it is still in force.
+	c.sched.Process.Kill()
+	c.sched.Wait()
+	c.startScheduler()
+	if out := c.mustJoule("power"); !strings.Contains(out, "IN FORCE     2000 W  (default)") {
+		t.Errorf("after kill -9:\n%s", out)
+	}
+	if j2 := c.job(id); j2.PowerCurve == nil || j2.PowerCurve.A != j.PowerCurve.A {
+		t.Errorf("the job's curve was lost across kill -9: %+v", j2.PowerCurve)
+	}
+}

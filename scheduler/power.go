@@ -1,0 +1,425 @@
+package scheduler
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/joulehq/joule/api"
+	"github.com/joulehq/joule/power"
+)
+
+// Power capping in the core: every decision gives every GPU a power limit
+// (power.Allocate over the up nodes' GPUs and the running jobs' curves and
+// policies, under the budget in force), a queued job starts only if the
+// budget allows it, and profiled curves are fitted and kept with the jobs.
+
+// trainUtilization is the utilisation assumed for a train job before it is
+// profiled (the agent loads simulated GPUs at the same share).
+const trainUtilization = 0.9
+
+// DefaultAdmitRel: a queued job starts only if, with it running, every
+// running job keeps at least this share of its speed at its operating point.
+const DefaultAdmitRel = 0.8
+
+// PowerConfig tunes power capping.
+type PowerConfig struct {
+	// MaxSlowdown is the balanced policy's allowance (0.10: 10% more time).
+	MaxSlowdown float64
+	// AdmitRel: see DefaultAdmitRel.
+	AdmitRel float64
+	// Profile asks agents to profile each job without a curve as it starts.
+	Profile bool
+}
+
+// DefaultPowerConfig is the configuration New uses.
+func DefaultPowerConfig() PowerConfig {
+	return PowerConfig{MaxSlowdown: power.DefaultMaxSlowdown, AdmitRel: DefaultAdmitRel, Profile: true}
+}
+
+// Validate refuses settings that make no sense.
+func (p PowerConfig) Validate() error {
+	switch {
+	case !(p.MaxSlowdown > 0 && p.MaxSlowdown <= 10):
+		return fmt.Errorf("balanced slowdown %v: give a share of extra time in (0, 10], e.g. 0.10 for 10%%", p.MaxSlowdown)
+	case !(p.AdmitRel >= 0 && p.AdmitRel <= 1):
+		return fmt.Errorf("admission speed %v: give a share of a job's operating speed in [0, 1], e.g. 0.8", p.AdmitRel)
+	}
+	return nil
+}
+
+// powerState is what the core remembers about power between events.
+type powerState struct {
+	budget *power.BudgetPlan
+	// overBudget is the time the measured draw spent above the budget; at
+	// is when it was last accounted.
+	overBudget time.Duration
+	at         time.Time
+	// cache is the last allocation and the fingerprint of its input: most
+	// heartbeats change nothing the allocation depends on.
+	cacheKey uint64
+	cache    *power.Allocation
+	// refused remembers, within one Schedule pass, the fewest GPUs a job
+	// of each policy (with no curve of its own) was refused power for, and
+	// why: within a pass demand only grows, so a job as large or larger with
+	// the same model curve is refused too without another allocation.
+	refused map[string]refusal
+}
+
+type refusal struct {
+	gpus   int
+	reason string
+}
+
+// allocate is power.Allocate over the current state, memoised on its input.
+func (c *Core) allocate(now time.Time) power.Allocation {
+	in := c.allocInput(now)
+	key := fingerprint(in)
+	if c.pw.cache == nil || c.pw.cacheKey != key {
+		a := power.Allocate(in)
+		c.pw.cache, c.pw.cacheKey = &a, key
+	}
+	return *c.pw.cache
+}
+
+// fingerprint hashes everything power.Allocate reads (FNV-1a over the
+// numbers' bits and the strings, in the input's deterministic GPU order).
+func fingerprint(in power.AllocInput) uint64 {
+	h := uint64(14695981039346656037)
+	num := func(f float64) {
+		b := math.Float64bits(f)
+		for range 8 {
+			h = (h ^ (b & 0xff)) * 1099511628211
+			b >>= 8
+		}
+	}
+	str := func(s string) {
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint64(s[i])) * 1099511628211
+		}
+		h = (h ^ 0xff) * 1099511628211
+	}
+	num(in.BudgetW)
+	num(in.NodeMaxW)
+	num(in.MaxSlowdown)
+	for _, g := range in.GPUs {
+		str(g.Node)
+		num(float64(g.Index))
+		num(g.MinLimitW)
+		num(g.MaxLimitW)
+		num(g.IdleW)
+		str(g.Job)
+		if g.Job != "" {
+			j := in.Jobs[g.Job]
+			num(j.Curve.UncappedW)
+			num(j.Curve.MaxThroughput)
+			num(j.Curve.A)
+			num(j.Curve.K)
+			str(j.Policy)
+			if j.Profiling {
+				num(1)
+			}
+		}
+	}
+	return h
+}
+
+// SetBudget validates and installs a power budget. It refuses one below the
+// known GPUs' minimum possible draw (every GPU at its minimum limit); on error
+// nothing changes. A budget with default_w 0 and no windows removes it.
+func (c *Core) SetBudget(b api.PowerBudget) (api.PowerBudget, error) {
+	p, err := power.CompileBudget(b)
+	if err != nil {
+		return api.PowerBudget{}, err
+	}
+	cluster, nodeMin, nodeName := c.minDrawW()
+	if err := power.CheckBudgetFloor(p, cluster, nodeMin, nodeName); err != nil {
+		return api.PowerBudget{}, err
+	}
+	c.pw.budget = p
+	if b.DefaultW == 0 && len(b.Windows) == 0 {
+		c.pw.budget = nil
+	}
+	return p.Budget(), nil
+}
+
+// RestoreBudget installs a budget read back from storage without the floor
+// check (the nodes it was checked against may not have registered yet).
+func (c *Core) RestoreBudget(b api.PowerBudget) error {
+	p, err := power.CompileBudget(b)
+	if err != nil {
+		return fmt.Errorf("stored power budget: %w", err)
+	}
+	c.pw.budget = p
+	return nil
+}
+
+// minDrawW sums the minimum limits of every known GPU, and finds the node
+// with the largest such sum.
+func (c *Core) minDrawW() (clusterW, nodeW float64, node string) {
+	for _, name := range c.sortedNodeNames() {
+		var sum float64
+		for _, g := range c.nodes[name].GPUs {
+			sum += g.MinLimitW
+		}
+		clusterW += sum
+		if sum > nodeW {
+			nodeW, node = sum, name
+		}
+	}
+	return clusterW, nodeW, node
+}
+
+// BudgetStatus is the budget with what is in force and measured now.
+func (c *Core) BudgetStatus(now time.Time) api.PowerBudgetStatus {
+	w, win := c.pw.budget.WattsAt(now)
+	min, _, _ := c.minDrawW()
+	a := c.allocate(now)
+	return api.PowerBudgetStatus{
+		Budget: c.pw.budget.Budget(), WattsNow: w, Window: win,
+		MeasuredW: c.measuredW(), AllocatedW: a.DrawW + c.uncappedW(), MinDrawW: min,
+		OverBudgetS: c.pw.overBudget.Seconds(),
+	}
+}
+
+// measuredW is the sum of the up nodes' GPU draw at their last heartbeat.
+func (c *Core) measuredW() float64 {
+	var sum float64
+	for _, n := range c.nodes {
+		if n.State != api.NodeUp {
+			continue
+		}
+		for _, g := range n.GPUs {
+			sum += g.PowerW
+		}
+	}
+	return sum
+}
+
+// uncappedW is the measured draw of up GPUs that report no limit
+// constraints: they cannot be capped, so their draw is taken off the budget.
+func (c *Core) uncappedW() float64 {
+	var sum float64
+	for _, n := range c.nodes {
+		if n.State != api.NodeUp {
+			continue
+		}
+		for _, g := range n.GPUs {
+			if !cappable(g) {
+				sum += g.PowerW
+			}
+		}
+	}
+	return sum
+}
+
+func cappable(g api.GPU) bool {
+	return g.MaxLimitW > 0 && g.MinLimitW > 0 && g.MinLimitW <= g.MaxLimitW
+}
+
+// accountBudget adds the time since the last account to the over-budget
+// time if the measured draw (as of the last heartbeats) was above the budget
+// then in force.
+func (c *Core) accountBudget(now time.Time) {
+	if !c.pw.at.IsZero() && now.After(c.pw.at) {
+		if w, _ := c.pw.budget.WattsAt(c.pw.at); w > 0 && c.measuredW() > w {
+			c.pw.overBudget += now.Sub(c.pw.at)
+		}
+	}
+	if now.After(c.pw.at) {
+		c.pw.at = now
+	}
+}
+
+// sortedNodeNames lists every known node's name, sorted.
+func (c *Core) sortedNodeNames() []string {
+	names := make([]string, 0, len(c.nodes))
+	for name := range c.nodes {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// gpuModel is the power model for a GPU: the calibrated one for its name, or
+// one built from its reported constraints.
+func gpuModel(g api.GPU) power.Model {
+	if m, err := power.ModelByName(g.Model); err == nil {
+		return m
+	}
+	return power.Model{Name: g.Model, IdleW: 0.1 * g.MaxLimitW, PeakW: 0.7 * g.MaxLimitW,
+		MinLimitW: g.MinLimitW, MaxLimitW: g.MaxLimitW, DefaultLimitW: g.MaxLimitW,
+		A: power.DefaultCurveA, K: power.DefaultCurveK}
+}
+
+func jobUtilization(s api.JobSpec) float64 {
+	if s.Workload.Synthetic != nil {
+		return s.Workload.Synthetic.Utilization
+	}
+	return trainUtilization
+}
+
+// profiling says whether a running job's agent is still profiling it.
+func (c *Core) profiling(j *api.Job) bool {
+	return c.Power.Profile && j.PowerCurve == nil && j.ProfileError == ""
+}
+
+// allocInput gathers the up nodes' cappable GPUs and the jobs holding them.
+func (c *Core) allocInput(now time.Time) power.AllocInput {
+	w, _ := c.pw.budget.WattsAt(now)
+	in := power.AllocInput{Jobs: map[string]power.AllocJob{}, NodeMaxW: c.pw.budget.NodeMaxW(), MaxSlowdown: c.Power.MaxSlowdown}
+	if w > 0 {
+		in.BudgetW = math.Max(w-c.uncappedW(), 0)
+	}
+	for _, name := range c.sortedNodeNames() {
+		n := c.nodes[name]
+		if n.State != api.NodeUp {
+			continue
+		}
+		for _, g := range n.GPUs {
+			if !cappable(g) {
+				continue
+			}
+			m := gpuModel(g)
+			ag := power.AllocGPU{Node: name, Index: g.Index, MinLimitW: g.MinLimitW, MaxLimitW: g.MaxLimitW, IdleW: m.IdleW}
+			if id, ok := n.holder[g.Index]; ok && c.jobs[id] != nil {
+				ag.Job = id
+				if _, seen := in.Jobs[id]; !seen {
+					in.Jobs[id] = c.allocJob(&c.jobs[id].Job, m)
+				}
+			}
+			in.GPUs = append(in.GPUs, ag)
+		}
+	}
+	return in
+}
+
+func (c *Core) allocJob(j *api.Job, m power.Model) power.AllocJob {
+	aj := power.AllocJob{Policy: j.Spec.EnergyPolicy, Profiling: c.profiling(j)}
+	if pc := j.PowerCurve; pc != nil {
+		aj.Curve = power.JobCurve{UncappedW: pc.UncappedW, MaxThroughput: pc.MaxThroughput, A: pc.A, K: pc.K}
+	} else {
+		aj.Curve = power.ModelCurve(m, jobUtilization(j.Spec))
+	}
+	return aj
+}
+
+// powerAdmits says why a queued job may not start where the placement
+// pipeline put it (decision d) under the budget in force ("" if it may):
+// with it running, the allocation must fit and leave every running job at
+// least AdmitRel of its operating speed.
+func (c *Core) powerAdmits(j *jobRec, d *decision, now time.Time) string {
+	w, _ := c.pw.budget.WattsAt(now)
+	if w <= 0 && c.pw.budget.NodeMaxW() <= 0 {
+		return ""
+	}
+	// Per-node caps make refusals node-specific: no memo then.
+	memo := j.PowerCurve == nil && c.pw.budget.NodeMaxW() <= 0
+	if r, ok := c.pw.refused[j.Spec.EnergyPolicy]; memo && ok && j.Spec.GPUs >= r.gpus {
+		return r.reason
+	}
+	refuse := func(reason string) string {
+		if memo {
+			if c.pw.refused == nil {
+				c.pw.refused = map[string]refusal{}
+			}
+			if r, ok := c.pw.refused[j.Spec.EnergyPolicy]; !ok || j.Spec.GPUs < r.gpus {
+				c.pw.refused[j.Spec.EnergyPolicy] = refusal{j.Spec.GPUs, reason}
+			}
+		}
+		return reason
+	}
+	// The allocation as if the job ran on the decision's free GPUs.
+	in := c.allocInput(now)
+	m := power.Model{}
+	need := j.Spec.GPUs
+	taken := map[string]map[int]bool{}
+	for _, n := range d.nodes {
+		taken[n.Name] = map[int]bool{}
+		for _, g := range n.GPUs {
+			if _, busy := n.holder[g.Index]; !busy && need > 0 && cappable(g) {
+				taken[n.Name][g.Index] = true
+				m = gpuModel(g)
+				need--
+			}
+		}
+	}
+	for i := range in.GPUs {
+		if g := &in.GPUs[i]; taken[g.Node][g.Index] {
+			g.Job = j.ID
+		}
+	}
+	in.Jobs[j.ID] = c.allocJob(&j.Job, m)
+	a := power.Allocate(in)
+	if !a.Fits {
+		return refuse(fmt.Sprintf("waiting for power: with it running the GPUs' minimum draw exceeds the %.0f W budget in force", w))
+	}
+	worst, who := 1.0, ""
+	for id, rel := range a.JobRel {
+		if rel < worst || (rel == worst && id < who) {
+			worst, who = rel, id
+		}
+	}
+	if worst < c.Power.AdmitRel {
+		return refuse(fmt.Sprintf("waiting for power: under the %.0f W budget in force, starting it would slow %s to %.0f%% of its operating speed (a job starts only if every job keeps %.0f%%)",
+			w, who, 100*worst, 100*c.Power.AdmitRel))
+	}
+	return ""
+}
+
+// applyLimits allocates limits under the budget in force, records each
+// running job's limit (changed jobs go into ch) and returns the allocation.
+func (c *Core) applyLimits(now time.Time, ch *Changes) power.Allocation {
+	a := c.allocate(now)
+	for _, j := range c.jobs {
+		if j.State != api.StateRunning && j.PowerLimitW == 0 {
+			continue
+		}
+		if l := a.JobLimitW[j.ID]; l != j.PowerLimitW {
+			j.PowerLimitW = l
+			ch.addJob(j)
+		}
+	}
+	return a
+}
+
+// applyProfile fits a job's profiled limits into its curve (once).
+func (c *Core) applyProfile(j *api.Job, r api.JobReport) bool {
+	if j.PowerCurve != nil || j.ProfileError != "" {
+		return false
+	}
+	if r.ProfileError != "" {
+		j.ProfileError = r.ProfileError
+		return true
+	}
+	if len(r.Profile) == 0 {
+		return false
+	}
+	s := make([]power.LimitSample, len(r.Profile))
+	for i, p := range r.Profile {
+		s[i] = power.LimitSample{LimitW: p.LimitW, Throughput: p.Throughput, PowerW: p.PowerW}
+	}
+	curve, err := power.FitLimitCurve(s, 0)
+	if err != nil {
+		j.ProfileError = err.Error()
+		return true
+	}
+	j.PowerCurve = &api.PowerCurve{UncappedW: curve.UncappedW, MaxThroughput: curve.MaxThroughput,
+		A: curve.A, K: curve.K, Samples: len(s), From: j.ID}
+	return true
+}
+
+// inheritCurve gives a new job the curve of the latest earlier job with the
+// same name and project that has one.
+func (c *Core) inheritCurve(j *jobRec) {
+	best := 0
+	for _, o := range c.jobs {
+		if o.PowerCurve != nil && o.Spec.Name == j.Spec.Name && o.Spec.Project == j.Spec.Project {
+			if n := jobSeq(o.ID); n > best {
+				pc := *o.PowerCurve
+				j.PowerCurve, best = &pc, n
+			}
+		}
+	}
+}

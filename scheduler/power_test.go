@@ -1,0 +1,228 @@
+package scheduler
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/joulehq/joule/api"
+	"github.com/joulehq/joule/power"
+)
+
+// h100s builds n H100 GPUs with NVML's constraints (200..700 W), each
+// drawing powerW.
+func h100s(node string, n int, powerW float64) []api.GPU {
+	out := gpus(node, n, 0)
+	for i := range out {
+		out[i].Model, out[i].MinLimitW, out[i].MaxLimitW, out[i].LimitW, out[i].PowerW = "NVIDIA H100 80GB HBM3", 200, 700, 700, powerW
+	}
+	return out
+}
+
+func powerSpec(name, policy string, gpus int) api.JobSpec {
+	s := spec(name, gpus, 50)
+	s.EnergyPolicy = policy
+	return s
+}
+
+func TestLimitsWithoutBudget(t *testing.T) {
+	c := New()
+	c.Power.Profile = false
+	c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0)
+	perf, _ := c.Submit(powerSpec("p", api.PolicyPerformance, 2), t0)
+	bal, _ := c.Submit(powerSpec("b", api.PolicyBalanced, 2), t0)
+	c.Schedule(t0) // submits run a scheduling pass, as schedulerd does
+	reply, ch := c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0.Add(time.Second))
+	pj, _ := c.Job(perf.ID)
+	bj, _ := c.Job(bal.ID)
+	c90 := power.ModelCurve(power.Model{IdleW: 72, PeakW: 490, A: power.DefaultCurveA, K: power.DefaultCurveK}, 0.9)
+	wantBal := power.OperatingPointW(c90, 200, 700, api.PolicyBalanced, 0.1)
+	for _, i := range pj.GPUIndices {
+		if reply.LimitsW[i] != 700 {
+			t.Errorf("performance GPU %d at %v W, want 700", i, reply.LimitsW[i])
+		}
+	}
+	for _, i := range bj.GPUIndices {
+		if reply.LimitsW[i] != wantBal {
+			t.Errorf("balanced GPU %d at %v W, want %v", i, reply.LimitsW[i], wantBal)
+		}
+	}
+	idle := 0
+	for i, l := range reply.LimitsW {
+		if l == 200 {
+			idle++
+		} else if l != 700 && l != wantBal {
+			t.Errorf("GPU %d at %v W", i, l)
+		}
+	}
+	if idle != 4 || len(reply.LimitsW) != 8 {
+		t.Errorf("limits %v: want the 4 idle GPUs at the minimum", reply.LimitsW)
+	}
+	if pj.PowerLimitW != 700 || bj.PowerLimitW != wantBal || len(ch.Jobs) == 0 {
+		t.Errorf("jobs' limits %v, %v not recorded (changes %d)", pj.PowerLimitW, bj.PowerLimitW, len(ch.Jobs))
+	}
+}
+
+func TestBudgetChangeLowersLimitsAndHoldsNewJobs(t *testing.T) {
+	c := New()
+	c.Power.Profile = false
+	c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0)
+	c.Heartbeat("b", api.Heartbeat{GPUs: h100s("b", 8, 72)}, t0)
+	for i := range 3 {
+		if _, err := c.Submit(powerSpec(fmt.Sprintf("big-%d", i), api.PolicyPerformance, 4), t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Schedule(t0)
+	// 3 jobs x 4 GPUs at 700 W + 4 idle GPUs at 72 W = 8688 W; cap at 4000 W:
+	// (4000 - 4 x 72) / 12 = 309 W per busy GPU, r = 309/448 = 0.69, which
+	// keeps ((0.69-0.37)/0.63)^(1/3.5) = 82% of full speed.
+	if _, err := c.SetBudget(api.PowerBudget{DefaultW: 4000}); err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, n := range []string{"a", "b"} {
+		reply, _ := c.Heartbeat(n, api.Heartbeat{GPUs: h100s(n, 8, 72)}, t0.Add(time.Second))
+		for i, l := range reply.LimitsW {
+			if l < 200 || l > 700 {
+				t.Errorf("%s/%d: %v W outside 200..700", n, i, l)
+			}
+			if l == 200 {
+				sum += 72 // an idle GPU draws its idle power
+			} else {
+				sum += l
+			}
+		}
+	}
+	if sum > 4000+1e-6 || sum < 4000-1 {
+		t.Errorf("limits + idle draw = %v W, want the whole 4000 W budget used", sum)
+	}
+	// A fourth job would leave 4000/16 = 250 W per GPU, r = 0.56: 71% of
+	// full speed, below the 80% admission floor. It waits.
+	j4, _ := c.Submit(powerSpec("late", api.PolicyPerformance, 4), t0.Add(2*time.Second))
+	c.Schedule(t0.Add(2 * time.Second))
+	got, _ := c.Job(j4.ID)
+	if got.State != api.StateQueued || !strings.HasPrefix(got.Reason, "waiting for power: under the 4000 W budget in force") {
+		t.Errorf("fourth job: %s, %q", got.State, got.Reason)
+	}
+	// Lift the budget: it starts.
+	if _, err := c.SetBudget(api.PowerBudget{}); err != nil {
+		t.Fatal(err)
+	}
+	c.Schedule(t0.Add(3 * time.Second))
+	if got, _ := c.Job(j4.ID); got.State != api.StateRunning {
+		t.Errorf("with no budget the fourth job is %s (%q)", got.State, got.Reason)
+	}
+}
+
+func TestSetBudgetRefusals(t *testing.T) {
+	c := New()
+	c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0)
+	c.Heartbeat("b", api.Heartbeat{GPUs: h100s("b", 8, 72)}, t0)
+	for _, tt := range []struct {
+		b    api.PowerBudget
+		says string
+	}{
+		{api.PowerBudget{DefaultW: 3000}, "below the GPUs' minimum possible draw of 3200 W"},
+		{api.PowerBudget{DefaultW: 5000, NodeMaxW: 1500}, "node_max_w"},
+		{api.PowerBudget{DefaultW: 5000, Windows: []api.BudgetWindow{{Start: "0 8 * * *", End: "0 20 * * *", Watts: 100}}}, "windows[0].watts"},
+		{api.PowerBudget{DefaultW: 5000, Windows: []api.BudgetWindow{{Start: "CRON_TZ=UTC", End: "0 20 * * *", Watts: 4000}}}, "no schedule"},
+	} {
+		if _, err := c.SetBudget(tt.b); err == nil || !strings.Contains(err.Error(), tt.says) {
+			t.Errorf("%+v: %v, want an error saying %q", tt.b, err, tt.says)
+		}
+		if st := c.BudgetStatus(t0); st.WattsNow != 0 {
+			t.Errorf("a refused budget changed what is in force: %+v", st)
+		}
+	}
+	if st := c.BudgetStatus(t0); st.MinDrawW != 3200 {
+		t.Errorf("min draw %v, want 3200", st.MinDrawW)
+	}
+}
+
+func TestOverBudgetSeconds(t *testing.T) {
+	c := New()
+	c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 400)}, t0) // 3200 W measured
+	if _, err := c.SetBudget(api.PowerBudget{DefaultW: 2000, Windows: []api.BudgetWindow{
+		{Start: "0 13 * * *", End: "0 14 * * *", Watts: 4000}}}); err != nil {
+		t.Fatal(err)
+	}
+	c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 100)}, t0.Add(10*time.Second)) // 10 s over
+	c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 400)}, t0.Add(20*time.Second)) // 800 W: under
+	st := c.BudgetStatus(t0.Add(20 * time.Second))
+	if st.OverBudgetS != 10 || st.WattsNow != 2000 || st.Window != -1 || st.MeasuredW != 3200 {
+		t.Errorf("status %+v: want 10 s over, 2000 W in force, 3200 W measured", st)
+	}
+	// At 13:00 the window raises it to 4000 W: 3200 W is under.
+	c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 400)}, t0.Add(time.Hour))
+	c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 400)}, t0.Add(time.Hour+30*time.Second))
+	st = c.BudgetStatus(t0.Add(time.Hour + 30*time.Second))
+	if st.WattsNow != 4000 || st.Window != 0 || st.OverBudgetS != 10+3600-20 {
+		t.Errorf("status %+v: want the window's 4000 W and %v s over", st, 10+3600-20)
+	}
+}
+
+func TestProfileFittedStoredAndInherited(t *testing.T) {
+	c := New()
+	c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0)
+	j, _ := c.Submit(powerSpec("resnet", api.PolicyBalanced, 1), t0)
+	c.Schedule(t0)
+	reply, _ := c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0.Add(time.Second))
+	if len(reply.Run) != 1 || !reply.Run[0].Profile {
+		t.Fatalf("run %+v: want the job with profile set", reply.Run)
+	}
+	// Profiling: the job gets the maximum limit as its ceiling.
+	if l := reply.LimitsW[reply.Run[0].GPUIndices[0]]; l != 700 {
+		t.Errorf("profiling ceiling %v W, want 700", l)
+	}
+	truth := power.JobCurve{UncappedW: 450, MaxThroughput: 800, A: 0.3, K: 3}
+	prof := []api.ProfileSample{{LimitW: 700, Throughput: 800, PowerW: 450}}
+	for l := 425.0; l >= 200; l -= 25 {
+		prof = append(prof, api.ProfileSample{LimitW: l, Throughput: truth.ThroughputAt(l), PowerW: l})
+	}
+	report := api.JobReport{ID: j.ID, State: api.StateRunning, Profile: prof}
+	reply, ch := c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72), Jobs: []api.JobReport{report}}, t0.Add(2*time.Second))
+	got, _ := c.Job(j.ID)
+	pc := got.PowerCurve
+	if pc == nil || pc.From != j.ID || pc.Samples != 11 || !within(pc.A, 0.3, 0.01) || !within(pc.K, 3, 0.1) || !within(pc.MaxThroughput, 800, 1) {
+		t.Fatalf("curve %+v (error %q)", pc, got.ProfileError)
+	}
+	if len(ch.Jobs) == 0 || reply.Run[0].Profile {
+		t.Errorf("the fitted job must be stored and no longer profiled")
+	}
+	wantBal := power.OperatingPointW(truth, 200, 700, api.PolicyBalanced, 0.1)
+	if l := reply.LimitsW[got.GPUIndices[0]]; !within(l, wantBal, 3) {
+		t.Errorf("after profiling the limit is %v W, want the balanced point %v W", l, wantBal)
+	}
+	// The same name and project later starts from the curve; another project does not.
+	again, _ := c.Submit(powerSpec("resnet", api.PolicyBalanced, 1), t0.Add(time.Minute))
+	other := powerSpec("resnet", api.PolicyBalanced, 1)
+	other.Project = "elsewhere"
+	fresh, _ := c.Submit(other, t0.Add(time.Minute))
+	if again.PowerCurve == nil || again.PowerCurve.From != j.ID || fresh.PowerCurve != nil {
+		t.Errorf("repeat %+v, other project %+v", again.PowerCurve, fresh.PowerCurve)
+	}
+	// A profile that cannot be fitted is an error kept with the job, not a retry.
+	bad, _ := c.Submit(powerSpec("odd", api.PolicyBalanced, 1), t0.Add(time.Minute))
+	c.Schedule(t0.Add(time.Minute))
+	c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0.Add(61*time.Second))
+	c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72), Jobs: []api.JobReport{{ID: bad.ID, State: api.StateRunning,
+		Profile: []api.ProfileSample{{LimitW: 700, Throughput: 1, PowerW: 450}}}}}, t0.Add(62*time.Second))
+	if b, _ := c.Job(bad.ID); b.PowerCurve != nil || !strings.Contains(b.ProfileError, "at least two") {
+		t.Errorf("one-sample profile: curve %+v, error %q", b.PowerCurve, b.ProfileError)
+	}
+}
+
+func within(got, want, tol float64) bool { return got >= want-tol && got <= want+tol }
+
+func TestPowerConfigValidate(t *testing.T) {
+	if err := DefaultPowerConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []PowerConfig{{MaxSlowdown: 0, AdmitRel: 0.8}, {MaxSlowdown: -0.1, AdmitRel: 0.8}, {MaxSlowdown: 0.1, AdmitRel: 1.5}} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+}
