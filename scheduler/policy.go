@@ -40,6 +40,9 @@ type Policy struct {
 	// Node is the non-GPU power of a node (baseline, suspended draw, wake
 	// delay), used by the energy scorer and by the simulator.
 	Node power.NodePower
+	// PowerCap holds the GPUs under a power budget (power.go): the
+	// simulator's energy+cap replays give every job its limit and pace.
+	PowerCap bool
 	// MultiNode lets a job larger than one node run gang-placed on whole
 	// free nodes (the simulator uses it for the ITP traces; schedulerd
 	// refuses such jobs at submit).
@@ -86,23 +89,33 @@ var policies = map[string]func() Policy{
 			DefaultEstimate: time.Hour,
 		}
 	},
-	// This issue's policy: fair share, EASY backfill, marginal-energy and
-	// best-fit scoring, suspension of idle nodes.
-	"energy": func() Policy {
-		return Policy{
-			Name:              "energy",
-			FairShareWeight:   10,
-			FairShareHalfLife: 7 * 24 * time.Hour,
-			Backfill:          true,
-			PreemptGap:        20,
-			Scorers:           []WeightedScorer{{ScoreEnergy, 2}, {ScoreBinPack, 1}, {ScoreFirstFit, 0.01}},
-			SuspendIdle:       true,
-			IdleTimeout:       DefaultIdleTimeout,
-			Node:              power.DefaultNodePower,
-			MaxScan:           1000,
-			DefaultEstimate:   time.Hour,
-		}
+	"energy": energyPolicy,
+	// Issue 6's: energy, with every GPU's power limit set under a power
+	// budget (the simulator needs --budget-kw). Not in policyOrder: it runs
+	// only when asked for.
+	"energy+cap": func() Policy {
+		p := energyPolicy()
+		p.Name, p.PowerCap = "energy+cap", true
+		return p
 	},
+}
+
+// energyPolicy is issue 5's policy: fair share, EASY backfill,
+// marginal-energy and best-fit scoring, suspension of idle nodes.
+func energyPolicy() Policy {
+	return Policy{
+		Name:              "energy",
+		FairShareWeight:   10,
+		FairShareHalfLife: 7 * 24 * time.Hour,
+		Backfill:          true,
+		PreemptGap:        20,
+		Scorers:           []WeightedScorer{{ScoreEnergy, 2}, {ScoreBinPack, 1}, {ScoreFirstFit, 0.01}},
+		SuspendIdle:       true,
+		IdleTimeout:       DefaultIdleTimeout,
+		Node:              power.DefaultNodePower,
+		MaxScan:           1000,
+		DefaultEstimate:   time.Hour,
+	}
 }
 
 // DefaultPolicy is what schedulerd runs unless told otherwise.

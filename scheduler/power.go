@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -274,7 +275,8 @@ func (c *Core) allocInput(now time.Time) power.AllocInput {
 	}
 	for _, name := range c.sortedNodeNames() {
 		n := c.nodes[name]
-		if n.State != api.NodeUp {
+		// A suspended node's GPUs draw nothing: they are not allocated.
+		if n.State != api.NodeUp || n.power() == api.PowerSuspended {
 			continue
 		}
 		for _, g := range n.GPUs {
@@ -337,6 +339,14 @@ func (c *Core) powerAdmits(j *jobRec, d *decision, now time.Time) string {
 	taken := map[string]map[int]bool{}
 	for _, n := range d.nodes {
 		taken[n.Name] = map[int]bool{}
+		if n.power() == api.PowerSuspended { // it would be woken: its GPUs count again
+			for _, g := range n.GPUs {
+				if cappable(g) {
+					in.GPUs = append(in.GPUs, power.AllocGPU{Node: n.Name, Index: g.Index,
+						MinLimitW: g.MinLimitW, MaxLimitW: g.MaxLimitW, IdleW: gpuModel(g).IdleW})
+				}
+			}
+		}
 		for _, g := range n.GPUs {
 			if _, busy := n.holder[g.Index]; !busy && need > 0 && cappable(g) {
 				taken[n.Name][g.Index] = true
@@ -366,6 +376,12 @@ func (c *Core) powerAdmits(j *jobRec, d *decision, now time.Time) string {
 			w, who, 100*worst, 100*c.Power.AdmitRel))
 	}
 	return ""
+}
+
+// PowerLimits is each running job's power limit under the budget in force
+// at now (the simulator paces jobs with it).
+func (c *Core) PowerLimits(now time.Time) map[string]float64 {
+	return maps.Clone(c.allocate(now).JobLimitW)
 }
 
 // applyLimits allocates limits under the budget in force, records each

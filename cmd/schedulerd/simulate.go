@@ -37,12 +37,16 @@ limit); the non-GPU node power (--node-power) and its defaults are printed
 with every run. Cost and CO2 price all of the cluster's energy (GPUs and
 node baseline) at the tariff in force, PUE on top: schedulerd's default flat
 tariff (0.10 EUR/kWh, 300 g CO2/kWh) or --tariff FILE (the JSON that
-joule tariff --set takes). budget_violation_s is 0: power budgets do not
-exist yet.
+joule tariff --set takes). Policy energy+cap (run only when named) is energy
+with every GPU's power limit set under --budget-kw by the same allocation
+schedulerd uses (balanced jobs, the power model's curve, no profiling); jobs
+run at the model's pace under their limits and budget_violation_s counts the
+seconds the GPUs drew more than the budget (0 for the other policies).
 
 Examples:
   schedulerd simulate --trace ../shared/traces/itp_cluster03.csv --nodes 110
   schedulerd simulate --trace ../shared/traces/itp_cluster05.csv --nodes 12 --policy energy -o json
+  schedulerd simulate --trace ../shared/traces/itp_cluster05.csv --nodes 12 --policy energy,energy+cap --budget-kw 6
   schedulerd simulate --trace t.csv --cluster nodes.csv --node-power idle=1200,suspended=30,wake=3m
 
 The cluster file is a CSV with the columns name,gpus,model (model h100, h200
@@ -52,6 +56,7 @@ Flags:
 `
 
 type simConfig struct {
+	budgetKW                                                        float64
 	trace, cluster, gpu, policies, output, nodePower, start, tariff string
 	nodes                                                           int
 	idleTimeout                                                     time.Duration
@@ -76,6 +81,7 @@ func runSimulate(args []string, stdout, stderr io.Writer) int {
 		def.IdleW, def.LoadedW, def.SuspendedW, def.WakeDelay))
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", scheduler.DefaultIdleTimeout, "how long an empty node stays on before policies that suspend nodes suspend it")
 	fs.BoolVar(&c.singleNode, "single-node", false, "skip jobs larger than one node instead of gang-placing them on whole nodes")
+	fs.Float64Var(&c.budgetKW, "budget-kw", 0, "the GPUs' power budget in kW for policy energy+cap")
 	fs.BoolVar(&c.progress, "progress", isTerminal(stderr), "show a progress bar on stderr (default: when stderr is a terminal)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, simulateUsage)
@@ -188,7 +194,7 @@ func simulate(c simConfig, stdout, stderr io.Writer) error {
 	var wg sync.WaitGroup
 	for i, p := range policies {
 		wg.Go(func() {
-			results[i], errs[i] = sim.Run(jobs, sim.Config{Cluster: cluster, Start: start, Policy: p, Tariff: plan,
+			results[i], errs[i] = sim.Run(jobs, sim.Config{Cluster: cluster, Start: start, Policy: p, Tariff: plan, BudgetW: c.budgetKW * 1000,
 				Progress: func(done, total int) { bar.update(i, done, total) }})
 		})
 	}

@@ -38,6 +38,10 @@ type Config struct {
 	// duration times the factor (as if users asked for that much); 0
 	// leaves walltimes out and the core learns estimates.
 	WalltimeFactor float64
+	// BudgetW is the GPUs' power budget under a PowerCap policy
+	// (energy+cap): every job runs at the limit the core allocates, at the
+	// power model's pace under it, with the balanced energy policy.
+	BudgetW float64
 }
 
 // Result is one policy's outcome. The JSON field names are the ones
@@ -100,6 +104,7 @@ type completion struct {
 	seq  int
 	id   string
 	node string
+	gen  int // under a power cap: the job's pacing generation it was computed in
 }
 
 type completions []completion
@@ -144,6 +149,19 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("simulate: %w", err)
 	}
 	core.NodeTimeout = 0 // virtual nodes speak only when something happens
+	capped := cfg.Policy.PowerCap
+	if capped {
+		if !(cfg.BudgetW > 0) {
+			return Result{}, fmt.Errorf("simulate: policy %s needs a power budget: give --budget-kw", cfg.Policy.Name)
+		}
+		// Virtual agents do not profile: jobs follow the power model's curve.
+		// The budget skips the floor check (every GPU at its minimum limit):
+		// suspended nodes draw nothing, so a budget below it can hold.
+		core.Power.Profile = false
+		if err := core.RestoreBudget(api.PowerBudget{DefaultW: cfg.BudgetW}); err != nil {
+			return Result{}, fmt.Errorf("simulate: %w", err)
+		}
+	}
 	nodes := map[string]*node{}
 	byModel := map[string]power.Model{}
 	totalGPUs, largest := 0, 0
@@ -169,6 +187,17 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 		submit   time.Time
 		duration time.Duration
 		started  bool
+		nodeName string
+		// Under a power cap: the work left (seconds at full speed) as of
+		// since, the pace (relative throughput) and limit since then, the
+		// GPUs held per node, and the pacing generation.
+		left   float64
+		since  time.Time
+		rate   float64
+		limitW float64
+		on     map[string]int
+		model  power.Model
+		gen    int
 	}
 	runs := map[string]*run{}
 	total := 0
@@ -185,13 +214,43 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 	lastDone := cfg.Start
 	var lastPower map[string]string
 
+	// capW is, under a power cap, each node's busy GPUs' draw at their
+	// limits; running lists the started, unfinished jobs.
+	capW := map[string]float64{}
+	running := map[string]*run{}
+	// pace gives every running job the limit the core allocates now and
+	// reschedules its completion where its pace changed.
+	pace := func() {
+		if !capped {
+			return
+		}
+		limits := core.PowerLimits(now)
+		clear(capW)
+		for id, r := range running {
+			l := limits[id]
+			if l == 0 {
+				l = r.model.DefaultLimitW
+			}
+			rate := r.model.RelThroughput(1, l)
+			if rate != r.rate {
+				r.left -= now.Sub(r.since).Seconds() * r.rate
+				r.since, r.rate, r.limitW = now, rate, l
+				r.gen++
+				seq++
+				heap.Push(&pending, completion{at: now.Add(time.Duration(math.Max(r.left, 0) / rate * float64(time.Second))), seq: seq, id: id, node: "", gen: r.gen})
+			}
+			for node, n := range r.on {
+				capW[node] += float64(n) * r.model.DrawW(1, r.limitW)
+			}
+		}
+	}
 	// account integrates the cluster's draw over [now, t).
 	account := func(t time.Time) {
 		dt := t.Sub(now).Seconds()
 		if dt <= 0 {
 			return
 		}
-		intervalJ := 0.0
+		intervalJ, clusterGW := 0.0, 0.0
 		defer func() {
 			for _, piece := range cfg.Tariff.Split(intervalJ, now, t) {
 				cost += piece.Cost
@@ -209,13 +268,21 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 				gw = float64(l.Total) * m.IdleW
 				w = p.IdleW + gw
 			default:
-				gw = float64(l.Busy)*m.DrawW(1, m.DefaultLimitW) + float64(l.Total-l.Busy)*m.IdleW
+				if capped {
+					gw = capW[l.Name] + float64(l.Total-l.Busy)*m.IdleW
+				} else {
+					gw = float64(l.Busy)*m.DrawW(1, m.DefaultLimitW) + float64(l.Total-l.Busy)*m.IdleW
+				}
 				w = p.BaselineW(l.Busy, l.Total) + gw
 				busyGPUS += float64(l.Busy) * dt
 			}
 			energyJ += w * dt
 			intervalJ += w * dt
 			gpuEnergyJ += gw * dt
+			clusterGW += gw
+		}
+		if capped && clusterGW > cfg.BudgetW+1e-6 {
+			res.BudgetViolationS += dt
 		}
 	}
 	// observe starts the completions of newly started jobs and counts
@@ -234,7 +301,17 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 			if s := nodes[j.Node].model.RelSpeed; s > 0 && s != 1 {
 				d = time.Duration(float64(d) / s)
 			}
-			heap.Push(&pending, completion{at: j.StartedAt.Add(d), seq: seq, id: j.ID, node: j.Node})
+			if capped {
+				r.left, r.since, r.rate, r.model = d.Seconds(), *j.StartedAt, 0, nodes[j.Node].model
+				r.on = map[string]int{j.Node: len(j.GPUIndices)}
+				for _, g := range j.GangNodes {
+					r.on[g] = nodes[g].spec.GPUs
+				}
+				r.nodeName = j.Node
+				running[j.ID] = r
+			} else {
+				heap.Push(&pending, completion{at: j.StartedAt.Add(d), seq: seq, id: j.ID, node: j.Node})
+			}
 			if cfg.Record {
 				res.Placements[jobs[r.trace].ID] = Placement{Node: j.Node, GPUs: j.GPUIndices, Start: *j.StartedAt, Explain: j.Placement}
 			}
@@ -292,6 +369,13 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 		for len(pending) > 0 && !pending[0].at.After(now) {
 			c := heap.Pop(&pending).(completion)
 			r := runs[c.id]
+			if capped {
+				if running[c.id] == nil || c.gen != r.gen {
+					continue // paced again since: a later entry stands
+				}
+				delete(running, c.id)
+				c.node = r.nodeName
+			}
 			_, ch := core.Heartbeat(c.node, api.Heartbeat{GPUs: nodes[c.node].gpus,
 				Jobs: []api.JobReport{{ID: c.id, State: api.StateSucceeded}}}, now)
 			j, _ := core.Job(c.id)
@@ -317,7 +401,7 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 				user = "trace"
 			}
 			spec := api.JobSpec{Name: fmt.Sprintf("t-%d", ai), User: user, Project: "default", GPUs: tj.GPUs,
-				Priority: 50, Workload: api.Workload{Synthetic: &api.SyntheticSpec{
+				Priority: 50, EnergyPolicy: api.PolicyBalanced, Workload: api.Workload{Synthetic: &api.SyntheticSpec{
 					Duration: api.Duration{Duration: time.Duration(tj.DurationS) * time.Second}, Utilization: 1}}}
 			if cfg.WalltimeFactor > 0 {
 				spec.Walltime = &api.Duration{Duration: time.Duration(float64(tj.DurationS)*cfg.WalltimeFactor) * time.Second}
@@ -336,6 +420,7 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 		} else if arrived {
 			observe(core.Schedule(now))
 		}
+		pace()
 	}
 	if done < total {
 		return res, fmt.Errorf("simulate: %d of %d jobs never ran (the cluster cannot hold them)", total-done, total)

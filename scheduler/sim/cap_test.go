@@ -1,0 +1,53 @@
+package sim
+
+import (
+	"math"
+	"testing"
+
+	"github.com/joulehq/joule/api"
+	"github.com/joulehq/joule/power"
+)
+
+// One 1-GPU job of an hour (at full speed) on one H100 node under
+// energy+cap with a budget that does not bind: the job runs at the balanced
+// limit (the lowest whose slowdown is within 10%) for 1/rel hours.
+func TestCapRunsAtTheBalancedPoint(t *testing.T) {
+	jobs := trace(t, "job_id,submit_time_s,duration_s,num_gpus,user,status\nx,0,3600,1,,\n")
+	r, err := Run(jobs, Config{Cluster: Uniform(1, "h100"), Policy: pol(t, "energy+cap"), BudgetW: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := power.ModelFor("h100")
+	limit := power.OperatingPointW(power.ModelCurve(m, 1), m.MinLimitW, m.MaxLimitW, api.PolicyBalanced, 0)
+	rel := m.RelThroughput(1, limit)
+	secs := 3600 / rel
+	// 490 W uncapped; r = 0.37 + 0.63 (1/1.1)^3.5 = 0.821: 403 W, 10% slower.
+	if limit != 403 || rel < 1/1.1 || rel > 1/1.1+0.002 {
+		t.Fatalf("balanced limit %v W, relative speed %v", limit, rel)
+	}
+	wantKWh := (limit + 7*m.IdleW) * secs / 3.6e6
+	if math.Abs(r.MeanJCTS-secs) > 1e-3 || math.Abs(r.GPUEnergyKWh-wantKWh) > 1e-6 || r.BudgetViolationS != 0 {
+		t.Fatalf("JCT %v s (want %v), GPU energy %v kWh (want %v), over budget %v s", r.MeanJCTS, secs, r.GPUEnergyKWh, wantKWh, r.BudgetViolationS)
+	}
+	if _, err := Run(jobs, Config{Cluster: Uniform(1, "h100"), Policy: pol(t, "energy+cap")}); err == nil {
+		t.Error("energy+cap without a budget ran")
+	}
+}
+
+// Four 8-GPU jobs at once on two H100 nodes under a 4 kW budget (both nodes
+// busy at 250 W per GPU): the GPUs never draw more than the budget, every
+// job finishes, later than without the cap, on less GPU energy.
+func TestCapHoldsTheBudget(t *testing.T) {
+	jobs := trace(t, "job_id,submit_time_s,duration_s,num_gpus,user,status\na,0,3600,8,,\nb,0,3600,8,,\nc,0,3600,8,,\nd,0,3600,8,,\n")
+	free, err := Run(jobs, Config{Cluster: Uniform(2, "h100"), Policy: pol(t, "energy")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(jobs, Config{Cluster: Uniform(2, "h100"), Policy: pol(t, "energy+cap"), BudgetW: 4000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Jobs != 4 || r.BudgetViolationS != 0 || !(r.MeanJCTS > free.MeanJCTS) || !(r.GPUEnergyKWh < free.GPUEnergyKWh) {
+		t.Fatalf("capped %+v\nuncapped %+v", r, free)
+	}
+}
