@@ -54,6 +54,8 @@ type Agent struct {
 
 	mu    sync.Mutex
 	tasks map[string]*task // every job the agent holds, running or finished and not yet acknowledged
+	// stopping is set at shutdown: the last heartbeat reports, it starts nothing.
+	stopping bool
 	// power is the node's power state as the agent last made it (api.PowerOn
 	// or api.PowerSuspended); switching is true while a program runs.
 	power     string
@@ -93,6 +95,13 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.ProfileTick <= 0 {
 		cfg.ProfileTick = defaultProfileTick
 	}
+	// Train children run in their job directory: every path handed to them
+	// must be absolute.
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("agent data dir: %w", err)
+	}
+	cfg.DataDir = dataDir
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "jobs"), 0o750); err != nil {
 		return nil, fmt.Errorf("agent data dir: %w", err)
 	}
@@ -222,7 +231,7 @@ func (a *Agent) reconcile(reply api.HeartbeatReply, sent api.Heartbeat) {
 		a.switching = true
 		go a.switchPower(want)
 	}
-	if a.power != api.PowerOn || a.switching {
+	if a.power != api.PowerOn || a.switching || a.stopping {
 		return // jobs start once the node is awake; the next reply repeats them
 	}
 	for _, as := range reply.Run {
@@ -268,6 +277,7 @@ func (a *Agent) PowerState() string {
 // shutdown stops every job and reports them once more.
 func (a *Agent) shutdown(log *slog.Logger) {
 	a.mu.Lock()
+	a.stopping = true
 	var running []*task
 	for _, t := range a.tasks {
 		if !t.finished() {

@@ -260,3 +260,16 @@ func TestGPUUUIDsFromTheEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// A relative --data-dir (the default ./joule-agent, or schedulerd's
+// ./joule-data) must work: train children run in their job directory.
+func TestTrainJobWithRelativeDataDir(t *testing.T) {
+	data, _ := filepath.Abs("../examples/data")
+	t.Chdir(t.TempDir())
+	f := newFixture(t, func(c *Config) { c.DataDir = "rel-data" })
+	id := f.submit(fmt.Sprintf(`name: iris
+user: u
+gpus: 1
+workload: {train: {dataset: {path: %s/iris.csv, label: species}, model: {hidden: [8]}, epochs: 5}}`, data))
+	f.waitState(id, api.StateSucceeded, time.Minute)
+}
