@@ -73,9 +73,7 @@ func (CPU) Activate(f Activation, y, x *Tensor) {
 	yd := y.data[:len(x.data)]
 	switch f {
 	case ReLU:
-		for i, v := range x.data {
-			yd[i] = max(v, 0)
-		}
+		gemm.Relu(yd, x.data)
 	case Sigmoid:
 		for i, v := range x.data {
 			yd[i] = sigmoid32(v)
@@ -92,13 +90,7 @@ func (CPU) ActivateGrad(f Activation, dx, dy, y *Tensor) {
 	dxd := dx.data[:len(y.data)]
 	switch f {
 	case ReLU:
-		for i, v := range yd {
-			if v > 0 {
-				dxd[i] = dyd[i]
-			} else {
-				dxd[i] = 0
-			}
-		}
+		gemm.ReluGrad(dxd, dyd, yd)
 	case Sigmoid:
 		for i, v := range yd {
 			dxd[i] = dyd[i] * v * (1 - v)
@@ -213,20 +205,8 @@ func (CPU) SGD(p, g, v *Tensor, lr, momentum, weightDecay float32) {
 }
 
 func (CPU) Adam(p, g, m, v *Tensor, lr, beta1, beta2, eps, weightDecay float32, step int) {
-	bc1 := 1 - math.Pow(float64(beta1), float64(step))
-	bc2 := 1 - math.Pow(float64(beta2), float64(step))
-	stepSize := float32(float64(lr) / bc1)
-	sqrtBC2 := float32(math.Sqrt(bc2))
-	parallelFor(len(p.data), func(lo, hi int) {
-		pd, gd, md, vd := p.data[lo:hi], g.data[lo:hi], m.data[lo:hi], v.data[lo:hi]
-		for i, w := range pd {
-			grad := gd[i] + weightDecay*w
-			md[i] = beta1*md[i] + (1-beta1)*grad
-			vd[i] = beta2*vd[i] + (1-beta2)*grad*grad
-			denom := float32(math.Sqrt(float64(vd[i])))/sqrtBC2 + eps
-			pd[i] = w - stepSize*md[i]/denom
-		}
-	})
+	// A vector kernel that gives the same bits as the plain loop.
+	gemm.Adam(p.data, g.data, m.data, v.data, lr, beta1, beta2, eps, weightDecay, step)
 }
 
 // parallelFor splits [0, n) into one contiguous range per core when n is
