@@ -122,20 +122,7 @@ func ParseJobSpec(data []byte) (JobSpec, error) {
 
 // DecodeJobSpec reads a JSON job spec strictly, fills in defaults and validates it.
 func DecodeJobSpec(r io.Reader) (JobSpec, error) {
-	spec := JobSpec{Priority: 50} // absent fields keep their defaults
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&spec); err != nil {
-		return JobSpec{}, fmt.Errorf("job spec: %s", strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if dec.More() {
-		return JobSpec{}, errors.New("job spec: more than one document; submit one job at a time")
-	}
-	spec.Default()
-	if err := spec.Validate(); err != nil {
-		return JobSpec{}, err
-	}
-	return spec, nil
+	return DecodeJobSpecFor(r, "")
 }
 
 // Default fills in the defaults of fields left empty.
@@ -355,4 +342,26 @@ func (s *JobSpec) ResolvePaths(baseDir string) {
 	}
 	t.Dataset.Path = abs(t.Dataset.Path)
 	t.Dataset.TestPath = abs(t.Dataset.TestPath)
+}
+
+// DecodeJobSpecFor is DecodeJobSpec for a request made with a token: a spec
+// without a user gets user, the token's name.
+func DecodeJobSpecFor(r io.Reader, user string) (JobSpec, error) {
+	spec := JobSpec{Priority: 50}
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&spec); err != nil {
+		return JobSpec{}, fmt.Errorf("job spec: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		return JobSpec{}, errors.New("job spec: more than one document; submit one job at a time")
+	}
+	if spec.User == "" {
+		spec.User = user
+	}
+	spec.Default()
+	if err := spec.Validate(); err != nil {
+		return JobSpec{}, err
+	}
+	return spec, nil
 }

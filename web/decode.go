@@ -22,11 +22,11 @@ func decodeStrict(r io.Reader, v any) error {
 	return nil
 }
 
-// readBody reads a request body of at most maxBodyBytes.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	if err != nil {
-		return nil, fmt.Errorf("read body: %w (at most %d bytes)", err, maxBodyBytes)
+// bodyError says what was wrong with a request body; a body over the cap
+// says so and names the limit instead of Go's "http: request body too large".
+func bodyError(err error) string {
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok || strings.Contains(err.Error(), "request body too large") {
+		return fmt.Sprintf("request body is larger than %d KiB; send less (one job spec or heartbeat per request)", maxBodyBytes>>10)
 	}
-	return data, nil
+	return err.Error()
 }

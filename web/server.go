@@ -10,6 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/joulehq/joule/api"
 	"github.com/joulehq/joule/scheduler"
 	"github.com/joulehq/joule/storage"
@@ -19,49 +24,56 @@ import (
 const maxBodyBytes = 1 << 20
 
 // Server serialises every event through the scheduler core and stores its
-// changes before answering.
+// changes (group commit, see commit.go) before answering.
 type Server struct {
-	mu     sync.Mutex
-	core   *scheduler.Core
-	policy scheduler.Policy
-	db     *storage.DB
-	now    func() time.Time
-	log    *slog.Logger
+	// mu guards core. Events apply under it and queue their changes before
+	// they let go of it, so the queue keeps the core's order.
+	mu   sync.Mutex
+	core *scheduler.Core
+	db   *storage.DB
+	now  func() time.Time
+	log  *slog.Logger
 
-	models models
-	// ext holds the tariff, telemetry and dashboard state (extras.go).
-	ext extras
+	models  models
+	tokens  tokens
+	tokenMu sync.Mutex // serialises token create and revoke
+	commits *committer
+	metrics *Metrics
+	tracer  trace.Tracer
 }
 
-// New loads the stored state into a fresh core running the default policy.
+// New loads the stored state (jobs, nodes, tokens) into a fresh core and
+// starts the commit loop; Close stops it.
 func New(db *storage.DB, log *slog.Logger, now func() time.Time) (*Server, error) {
-	p, err := scheduler.PolicyByName(scheduler.DefaultPolicy)
-	if err != nil {
-		return nil, err
-	}
-	return NewWithPolicy(db, log, now, p)
-}
-
-// NewWithPolicy loads the stored state into a fresh core running policy p.
-func NewWithPolicy(db *storage.DB, log *slog.Logger, now func() time.Time, p scheduler.Policy) (*Server, error) {
-	core, err := scheduler.NewWithPolicy(p)
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{core: core, policy: p, db: db, now: now, log: log}
-	s.ext = newExtras()
-	if err := s.loadTariff(); err != nil {
-		return nil, err
-	}
+	s := &Server{core: scheduler.New(), db: db, now: now, log: log,
+		commits: newCommitter(), tracer: otel.Tracer("github.com/joulehq/joule/web")}
 	if err := s.reload(); err != nil {
 		return nil, err
 	}
+	list, err := db.Tokens()
+	if err != nil {
+		return nil, err
+	}
+	s.tokens.load(list)
+	m, err := newMetrics(s)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	go s.commitLoop()
 	return s, nil
+}
+
+// Close writes what is queued and stops the commit loop. Call it after the
+// HTTP server and Run have stopped.
+func (s *Server) Close() {
+	close(s.commits.stop)
+	<-s.commits.stopped
 }
 
 // reload rebuilds the core from storage, the source of truth. It is also the
 // way back after a failed write, so that memory never holds what the disk
-// does not.
+// does not. Callers hold s.mu (or own s alone).
 func (s *Server) reload() error {
 	jobs, err := s.db.Jobs()
 	if err != nil {
@@ -90,21 +102,27 @@ func (s *Server) SetNodeTimeout(d time.Duration) {
 	s.core.NodeTimeout = d
 }
 
-// commit stores an event's changes; on failure it reloads the core so that
-// nothing unacknowledged stays in memory. Callers hold s.mu.
-func (s *Server) commit(ch scheduler.Changes, more ...func(*storage.Batch)) error {
-	b := storage.Batch{Jobs: ch.Jobs, Nodes: ch.Nodes, Usage: ch.Usage}
-	for _, f := range more {
-		f(&b)
+// apply runs one event through the core and waits until its changes are on
+// disk. event returns the changes or an error that leaves the core as it was.
+// The event's time in the core is measured for the scheduling histogram and
+// traced as a span.
+func (s *Server) apply(ctx context.Context, name string, event func(now time.Time) (scheduler.Changes, error)) error {
+	_, span := s.tracer.Start(ctx, "scheduler."+name)
+	defer span.End()
+	s.mu.Lock()
+	start := time.Now()
+	ch, err := event(s.now())
+	if err != nil {
+		s.mu.Unlock()
+		span.SetStatus(codes.Error, err.Error())
+		return err
 	}
-	if len(b.Jobs) == 0 && len(b.Nodes) == 0 && len(b.Usage) == 0 && len(b.NodeSamples) == 0 && len(b.JobSamples) == 0 {
-		return nil
-	}
-	if err := s.db.Apply(b); err != nil {
-		s.log.Error("store failed; reloading state from disk", "err", err)
-		if rerr := s.reload(); rerr != nil {
-			s.log.Error("reload failed", "err", rerr)
-		}
+	s.metrics.decision(ctx, name, time.Since(start))
+	req := s.commits.enqueue(ch)
+	s.mu.Unlock()
+	span.SetAttributes(attribute.Int("joule.jobs_changed", len(ch.Jobs)), attribute.Int("joule.nodes_changed", len(ch.Nodes)))
+	if err := <-req.done; err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil
@@ -119,70 +137,132 @@ func (s *Server) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.Tick(); err != nil {
+			err := s.apply(ctx, "tick", func(now time.Time) (scheduler.Changes, error) {
+				ch := s.core.Tick(now)
+				for _, n := range ch.Nodes {
+					if n.State == api.NodeDown {
+						s.log.Warn("node down: silent longer than the node timeout; its jobs are requeued", "node", n.Name, "last_heartbeat", n.LastHeartbeat)
+					}
+				}
+				return ch, nil
+			})
+			if err != nil {
 				s.log.Error("tick", "err", err)
 			}
 		}
 	}
 }
 
-// Tick runs one core tick now (node timeouts, power states, placement) and
-// stores what it changed.
-func (s *Server) Tick() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.commit(s.core.Tick(s.now()))
-}
-
-// Handler returns the HTTP routes.
+// Handler returns the HTTP routes. Every route but /healthz needs a token.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
+	all := []string{RoleAdmin, RoleUser}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("POST /api/v1/jobs", s.submit)
-	mux.HandleFunc("GET /api/v1/jobs", s.listJobs)
-	mux.HandleFunc("GET /api/v1/jobs/{id}", s.getJob)
-	mux.HandleFunc("POST /api/v1/jobs/{id}/cancel", s.cancel)
-	mux.HandleFunc("GET /api/v1/nodes", s.listNodes)
-	mux.HandleFunc("GET /api/v1/power/budget", s.getBudget)
-	mux.HandleFunc("PUT /api/v1/power/budget", s.putBudget)
-	mux.HandleFunc("POST /api/v1/agents/{node}/register", s.heartbeat)
-	mux.HandleFunc("POST /api/v1/agents/{node}/heartbeat", s.heartbeat)
-	mux.HandleFunc("PUT /api/v1/models/{id}", s.uploadModel)
-	mux.HandleFunc("POST /api/v1/models/{id}/predict", s.predict)
-	s.extraRoutes(mux) // tariff, reports, samples, dashboard (extras.go)
+	mux.HandleFunc("POST /api/v1/jobs", s.authed(s.submit, RoleAdmin, RoleUser))
+	mux.HandleFunc("GET /api/v1/jobs", s.authed(s.listJobs, all...))
+	mux.HandleFunc("GET /api/v1/jobs/{id}", s.authed(s.getJob, all...))
+	mux.HandleFunc("POST /api/v1/jobs/{id}/cancel", s.authed(s.cancel, RoleAdmin, RoleUser))
+	mux.HandleFunc("GET /api/v1/nodes", s.authed(s.listNodes, all...))
+	mux.HandleFunc("POST /api/v1/agents/{node}/register", s.authed(s.heartbeat, RoleAdmin, RoleAgent))
+	mux.HandleFunc("POST /api/v1/agents/{node}/heartbeat", s.authed(s.heartbeat, RoleAdmin, RoleAgent))
+	mux.HandleFunc("POST /api/v1/tokens", s.authed(s.createToken, RoleAdmin))
+	mux.HandleFunc("GET /api/v1/tokens", s.authed(s.listTokens, RoleAdmin))
+	mux.HandleFunc("DELETE /api/v1/tokens/{name}", s.authed(s.revokeToken, RoleAdmin))
+	mux.HandleFunc("GET /api/v1/admin/backup", s.authed(s.backup, RoleAdmin))
+	mux.Handle("GET /metrics", s.authed(s.metrics.handler.ServeHTTP, RoleAdmin, RoleUser, RoleAgent))
+	mux.HandleFunc("PUT /api/v1/models/{id}", s.authed(s.uploadModel, RoleAdmin, RoleAgent))
+	mux.HandleFunc("POST /api/v1/models/{id}/predict", s.authed(s.predict, all...))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s; see the README for the API", r.Method, r.URL.Path))
 	})
-	return mux
+	return s.traced(mux)
+}
+
+// traced gives every request a span named by its route.
+func (s *Server) traced(next *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pattern := next.Handler(r)
+		ctx, span := s.tracer.Start(r.Context(), pattern, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path)))
+		defer span.End()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r.WithContext(ctx))
+		span.SetAttributes(attribute.Int("http.response.status_code", sw.status))
+		if sw.status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(sw.status))
+		}
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Flush lets streaming handlers (the backup) flush through the wrapper.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
 
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
-	spec, err := api.DecodeJobSpec(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	p := principalOf(r.Context())
+	spec, err := api.DecodeJobSpecFor(http.MaxBytesReader(w, r.Body, maxBodyBytes), p.Name)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, bodyError(err))
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	job, err := s.core.Submit(spec, s.now())
+	if p.Role == RoleUser && spec.User != p.Name {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("user: token %q may submit only as user %q, not %q; leave user out or set it to %q",
+			p.Name, p.Name, spec.User, p.Name))
+		return
+	}
+	var job api.Job
+	err = s.apply(r.Context(), "submit", func(now time.Time) (scheduler.Changes, error) {
+		var err error
+		job, err = s.core.Submit(spec, now)
+		if err != nil {
+			return scheduler.Changes{}, err
+		}
+		ch := s.core.Schedule(now)
+		ch.Jobs = append([]api.Job{job}, ch.Jobs...)
+		if j, ok := s.core.Job(job.ID); ok {
+			ch.Jobs[0] = j
+		}
+		return ch, nil
+	})
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, statusOf(err), err.Error())
 		return
 	}
-	ch := s.core.Schedule(s.now())
-	ch.Jobs = append([]api.Job{job}, ch.Jobs...)
-	if j, ok := s.core.Job(job.ID); ok {
-		ch.Jobs[0] = j
-	}
-	if err := s.commit(ch); err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	s.log.Info("job submitted", "id", job.ID, "name", spec.Name, "user", spec.User, "gpus", spec.GPUs)
+	s.log.Debug("job submitted", "id", job.ID, "name", spec.Name, "user", spec.User, "gpus", spec.GPUs)
 	writeJSON(w, http.StatusCreated, api.SubmitReply{ID: job.ID})
 }
+
+// statusOf maps an apply error: storage failures are 500, the core's refusals 400.
+func statusOf(err error) int {
+	var fe *api.FieldError
+	switch {
+	case errors.As(err, &fe):
+		return http.StatusBadRequest
+	case errors.As(err, new(scheduler.ErrNotFound)):
+		return http.StatusNotFound
+	case errors.As(err, new(errRefused)):
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
+}
+
+// errRefused is an event the core refused because of the job's state.
+type errRefused struct{ error }
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
@@ -205,26 +285,42 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	j, err := s.core.Cancel(id, s.now())
+	p := principalOf(r.Context())
+	var j api.Job
+	err := s.apply(r.Context(), "cancel", func(now time.Time) (scheduler.Changes, error) {
+		cur, ok := s.core.Job(id)
+		if !ok {
+			return scheduler.Changes{}, scheduler.ErrNotFound{ID: id}
+		}
+		if p.Role != RoleAdmin && cur.Spec.User != p.Name {
+			return scheduler.Changes{}, errForbidden{fmt.Errorf("job %s belongs to user %q; token %q (role %s) may cancel only its own jobs",
+				id, cur.Spec.User, p.Name, p.Role)}
+		}
+		var err error
+		j, err = s.core.Cancel(id, now)
+		if err != nil {
+			if errors.As(err, new(scheduler.ErrNotFound)) {
+				return scheduler.Changes{}, err
+			}
+			return scheduler.Changes{}, errRefused{err}
+		}
+		ch := s.core.Schedule(now)
+		ch.Jobs = append(ch.Jobs, j)
+		return ch, nil
+	})
 	if err != nil {
-		status := http.StatusConflict
-		if errors.As(err, new(scheduler.ErrNotFound)) {
-			status = http.StatusNotFound
+		status := statusOf(err)
+		if errors.As(err, new(errForbidden)) {
+			status = http.StatusForbidden
 		}
 		writeError(w, status, err.Error())
 		return
 	}
-	ch := s.core.Schedule(s.now())
-	ch.Jobs = append(ch.Jobs, j)
-	if err := s.commit(ch); err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	s.log.Info("job cancelled", "id", id)
+	s.log.Info("job cancelled", "id", id, "by", p.Name)
 	writeJSON(w, http.StatusOK, j)
 }
+
+type errForbidden struct{ error }
 
 func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
@@ -239,20 +335,43 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	var hb api.Heartbeat
-	if err := decodeStrict(http.MaxBytesReader(w, r.Body, maxBodyBytes), &hb); err != nil {
-		writeError(w, http.StatusBadRequest, "heartbeat: "+err.Error())
+	if p := principalOf(r.Context()); p.Role == RoleAgent && p.Name != node {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("agent token %q may heartbeat only for node %q, not %q; run the agent with --name %s or give it that node's token",
+			p.Name, p.Name, node, p.Name))
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	reply, ch := s.core.Heartbeat(node, hb, now)
-	if err := s.commit(ch, s.samples(node, hb, now)); err != nil {
+	trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("joule.node", node))
+	hb, err := api.DecodeHeartbeat(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, bodyError(err))
+		return
+	}
+	var reply api.HeartbeatReply
+	err = s.apply(r.Context(), "heartbeat", func(now time.Time) (scheduler.Changes, error) {
+		var ch scheduler.Changes
+		reply, ch = s.core.Heartbeat(node, hb, now)
+		return ch, nil
+	})
+	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, reply)
+}
+
+// backup streams a consistent snapshot of the live database.
+func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", `attachment; filename="joule.db"`)
+	n, err := s.db.Backup(w, func(size int64) {
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+	})
+	if err != nil {
+		// Headers are gone; the client sees a short body and a broken stream.
+		s.log.Error("backup failed", "err", err, "bytes", n)
+		panic(http.ErrAbortHandler)
+	}
+	s.log.Info("backup sent", "bytes", n, "by", principalOf(r.Context()).Name)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

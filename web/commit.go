@@ -1,0 +1,131 @@
+package web
+
+import (
+	"sync"
+
+	"github.com/joulehq/joule/api"
+	"github.com/joulehq/joule/scheduler"
+	
+)
+
+// Group commit.
+//
+// Every event (submit, cancel, heartbeat, tick) runs through the core under
+// Server.mu and leaves a commitReq in the queue before it lets go of the
+// lock, so the queue holds the changes in the order the core made them. One
+// goroutine, commitLoop, takes everything queued, merges it (the later copy
+// of a job or node wins) and writes it in one synced bbolt transaction: many
+// requests share one fsync. Each request waits for the batch that holds its
+// changes; nothing is acknowledged before it is on disk, and because batches
+// are written in order, whatever an event saw in memory (a placement made by
+// an earlier request, say) is on disk before that event is answered.
+//
+// On a failed write the loop takes Server.mu, fails the batch and every
+// request queued after it (their events were applied on top of the lost
+// changes), and rebuilds the core from disk, so memory never keeps what the
+// disk does not. Reads (GET) see the core and may show a change a few
+// milliseconds before it is durable; its own request is not answered until it
+// is.
+
+type commitReq struct {
+	ch   scheduler.Changes
+	done chan error
+}
+
+type committer struct {
+	mu      sync.Mutex
+	queue   []*commitReq
+	wake    chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+func newCommitter() *committer {
+	return &committer{wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+}
+
+// enqueue adds an event's changes; callers hold Server.mu.
+func (c *committer) enqueue(ch scheduler.Changes) *commitReq {
+	req := &commitReq{ch: ch, done: make(chan error, 1)}
+	c.mu.Lock()
+	c.queue = append(c.queue, req)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return req
+}
+
+func (c *committer) take() []*commitReq {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.queue
+	c.queue = nil
+	return q
+}
+
+// merge folds a batch into one set of jobs and nodes, the last copy of each
+// winning.
+func merge(batch []*commitReq) (jobs []api.Job, nodes []api.Node) {
+	ji, ni := map[string]int{}, map[string]int{}
+	for _, r := range batch {
+		for _, j := range r.ch.Jobs {
+			if i, ok := ji[j.ID]; ok {
+				jobs[i] = j
+				continue
+			}
+			ji[j.ID] = len(jobs)
+			jobs = append(jobs, j)
+		}
+		for _, n := range r.ch.Nodes {
+			if i, ok := ni[n.Name]; ok {
+				nodes[i] = n
+				continue
+			}
+			ni[n.Name] = len(nodes)
+			nodes = append(nodes, n)
+		}
+	}
+	return jobs, nodes
+}
+
+// commitLoop writes queued changes until Close; see the comment above.
+func (s *Server) commitLoop() {
+	c := s.commits
+	defer close(c.stopped)
+	for {
+		select {
+		case <-c.wake:
+		case <-c.stop:
+			s.writeBatch(c.take()) // whatever came in before Close
+			return
+		}
+		s.writeBatch(c.take())
+	}
+}
+
+func (s *Server) writeBatch(batch []*commitReq) {
+	if len(batch) == 0 {
+		return
+	}
+	jobs, nodes := merge(batch)
+	var err error
+	if len(jobs) > 0 || len(nodes) > 0 {
+		err = s.db.Save(jobs, nodes)
+		s.metrics.commit(len(batch))
+	}
+	if err != nil {
+		s.mu.Lock()
+		batch = append(batch, s.commits.take()...)
+		s.log.Error("store failed; reloading state from disk", "err", err, "requests_failed", len(batch))
+		if rerr := s.reload(); rerr != nil {
+			s.log.Error("reload failed", "err", rerr)
+		}
+		s.mu.Unlock()
+	}
+	for _, r := range batch {
+		r.done <- err
+	}
+}
+

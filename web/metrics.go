@@ -1,0 +1,169 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/otlptranslator"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/joulehq/joule/api"
+)
+
+// Metrics is schedulerd's OpenTelemetry instruments, exported in Prometheus's
+// text format on /metrics from a registry of its own (not the global one).
+// OTel names and units become Prometheus names with unit suffixes:
+//
+//	joule_gpu_power_watts{node,gpu}            power draw, latest heartbeat
+//	joule_gpu_power_limit_watts{node,gpu}      power limit
+//	joule_gpu_utilization_ratio{node,gpu}      0..1
+//	joule_gpu_energy_joules_total{node,gpu}    the GPU's energy counter
+//	joule_cluster_power_watts                  measured power of every GPU on up nodes
+//	joule_nodes{state}                         nodes by state
+//	joule_jobs{state}                          jobs by state
+//	joule_user_energy_joules_total{user}       energy of every job, by user
+//	joule_project_energy_joules_total{project} energy of every job, by project
+//	joule_schedule_duration_seconds{event}     time the core spent on one event
+//	joule_commit_batch_requests                requests per synced write (group commit)
+//
+// No budget gauge yet: cluster power budgets are not built (issue 6).
+type Metrics struct {
+	handler  http.Handler
+	schedule metric.Float64Histogram
+	batch    metric.Int64Histogram
+	commits  atomic.Int64
+}
+
+func newMetrics(s *Server) (*Metrics, error) {
+	reg := prometheus.NewRegistry()
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo(),
+		otelprom.WithoutTargetInfo(),
+		otelprom.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes))
+	if err != nil {
+		return nil, fmt.Errorf("metrics exporter: %w", err)
+	}
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp),
+		sdkmetric.WithView(sdkmetric.NewView(
+			sdkmetric.Instrument{Name: "joule.schedule.duration"},
+			sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{
+				Boundaries: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}}},
+		)))
+	meter := provider.Meter("github.com/joulehq/joule/web")
+	m := &Metrics{handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: nil})}
+
+	gauge := func(name, unit, desc string) metric.Float64ObservableGauge {
+		if err != nil {
+			return nil
+		}
+		var g metric.Float64ObservableGauge
+		g, err = meter.Float64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		return g
+	}
+	counter := func(name, unit, desc string) metric.Float64ObservableCounter {
+		if err != nil {
+			return nil
+		}
+		var c metric.Float64ObservableCounter
+		c, err = meter.Float64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		return c
+	}
+	gpuPower := gauge("joule.gpu.power", "W", "GPU power draw at the latest heartbeat")
+	gpuLimit := gauge("joule.gpu.power_limit", "W", "GPU power limit")
+	gpuUtil := gauge("joule.gpu.utilization", "1", "GPU utilisation, 0..1")
+	gpuEnergy := counter("joule.gpu.energy", "J", "the GPU's total-energy counter")
+	clusterPower := gauge("joule.cluster.power", "W", "measured power of every GPU on up nodes")
+	nodes := gauge("joule.nodes", "", "nodes by state")
+	jobs := gauge("joule.jobs", "", "jobs by state")
+	userEnergy := counter("joule.user.energy", "J", "energy of every job, by the job's user")
+	projectEnergy := counter("joule.project.energy", "J", "energy of every job, by the job's project")
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	m.schedule, err = meter.Float64Histogram("joule.schedule.duration", metric.WithUnit("s"),
+		metric.WithDescription("time the scheduler core spent on one event (submit, heartbeat, tick, cancel), placement included"))
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	m.batch, err = meter.Int64Histogram("joule.commit.batch", metric.WithUnit("{request}"),
+		metric.WithDescription("requests that shared one synced write"),
+		metric.WithExplicitBucketBoundaries(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000))
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+
+	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		s.mu.Lock()
+		ns, js := s.core.Nodes(), s.core.Jobs()
+		s.mu.Unlock()
+		var clusterW float64
+		nodeStates := map[string]int{api.NodeUp: 0, api.NodeDown: 0}
+		for _, n := range ns {
+			nodeStates[n.State]++
+			for _, g := range n.GPUs {
+				attrs := metric.WithAttributes(attribute.String("node", n.Name), attribute.String("gpu", fmt.Sprint(g.Index)))
+				o.ObserveFloat64(gpuPower, g.PowerW, attrs)
+				o.ObserveFloat64(gpuLimit, g.LimitW, attrs)
+				o.ObserveFloat64(gpuUtil, g.Utilization, attrs)
+				o.ObserveFloat64(gpuEnergy, g.EnergyJ, attrs)
+				if n.State == api.NodeUp {
+					clusterW += g.PowerW
+				}
+			}
+		}
+		o.ObserveFloat64(clusterPower, clusterW)
+		for _, st := range sortedKeys(nodeStates) {
+			o.ObserveFloat64(nodes, float64(nodeStates[st]), metric.WithAttributes(attribute.String("state", st)))
+		}
+		states := map[string]int{}
+		for _, st := range []string{api.StateQueued, api.StateDeferred, api.StateRunning, api.StateSucceeded, api.StateFailed, api.StateCancelled} {
+			states[st] = 0
+		}
+		users, projects := map[string]float64{}, map[string]float64{}
+		for _, j := range js {
+			states[j.State]++
+			users[j.Spec.User] += j.EnergyJ
+			projects[j.Spec.Project] += j.EnergyJ
+		}
+		for _, st := range sortedKeys(states) {
+			o.ObserveFloat64(jobs, float64(states[st]), metric.WithAttributes(attribute.String("state", st)))
+		}
+		for _, u := range sortedKeys(users) {
+			o.ObserveFloat64(userEnergy, users[u], metric.WithAttributes(attribute.String("user", u)))
+		}
+		for _, p := range sortedKeys(projects) {
+			o.ObserveFloat64(projectEnergy, projects[p], metric.WithAttributes(attribute.String("project", p)))
+		}
+		return nil
+	}, gpuPower, gpuLimit, gpuUtil, gpuEnergy, clusterPower, nodes, jobs, userEnergy, projectEnergy)
+	if err != nil {
+		return nil, fmt.Errorf("metrics callback: %w", err)
+	}
+	return m, nil
+}
+
+func (m *Metrics) decision(ctx context.Context, event string, d time.Duration) {
+	m.schedule.Record(ctx, d.Seconds(), metric.WithAttributes(attribute.String("event", event)))
+}
+
+func (m *Metrics) commit(requests int) {
+	m.commits.Add(1)
+	m.batch.Record(context.Background(), int64(requests))
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
