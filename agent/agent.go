@@ -26,7 +26,15 @@ type Config struct {
 	NVML     nvml.Interface
 	Sim      *power.SimNode // nil on real GPUs
 	Interval time.Duration  // between heartbeats
-	DataDir  string         // job directories live under DataDir/jobs
+	DataDir  string         // the agent's own files
+	// JobsDir holds one directory per job (spec, log, checkpoint, metrics);
+	// default DataDir/jobs. Nodes that share it (a shared filesystem, or
+	// several agents on one machine) resume a requeued train job from its
+	// checkpoint wherever it lands.
+	JobsDir string
+	// DataRoot is the only tree jobs may read datasets from; default
+	// DataDir. A dataset outside it, or a symlink leading out, fails the job.
+	DataRoot string
 	// Exe is the binary started as `Exe train ...` for train jobs; default: this one.
 	Exe string
 	Log *slog.Logger
@@ -86,30 +94,29 @@ func New(cfg Config) (*Agent, error) {
 		}
 		cfg.Exe = exe
 	}
-	if cfg.Profile == (power.ProfileSettings{}) {
-		cfg.Profile = power.DefaultProfileSettings()
+	if cfg.JobsDir == "" {
+		cfg.JobsDir = filepath.Join(cfg.DataDir, "jobs")
 	}
-	if err := cfg.Profile.Validate(); err != nil {
-		return nil, fmt.Errorf("agent power profile: %w", err)
+	if cfg.DataRoot == "" {
+		cfg.DataRoot = cfg.DataDir
 	}
-	if cfg.ProfileTick <= 0 {
-		cfg.ProfileTick = defaultProfileTick
-	}
-	// Train children run in their job directory: every path handed to them
-	// must be absolute.
-	dataDir, err := filepath.Abs(cfg.DataDir)
+	jobsDir, err := filepath.Abs(cfg.JobsDir)
 	if err != nil {
-		return nil, fmt.Errorf("agent data dir: %w", err)
+		return nil, fmt.Errorf("agent jobs dir: %w", err)
 	}
-	cfg.DataDir = dataDir
-	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "jobs"), 0o750); err != nil {
-		return nil, fmt.Errorf("agent data dir: %w", err)
+	cfg.JobsDir = jobsDir // the trainer child runs inside it
+	if err := os.MkdirAll(cfg.JobsDir, 0o750); err != nil {
+		return nil, fmt.Errorf("agent jobs dir: %w", err)
 	}
-	if cfg.PowerTimeout <= 0 {
-		cfg.PowerTimeout = 5 * time.Minute
+	root, err := filepath.Abs(cfg.DataRoot)
+	if err == nil {
+		root, err = filepath.EvalSymlinks(root)
 	}
-	return &Agent{cfg: cfg, tasks: map[string]*task{}, power: api.PowerOn, allocated: map[int]float64{},
-		limitErr: map[int]string{}, profiling: map[int]bool{}}, nil
+	if err != nil {
+		return nil, fmt.Errorf("--data-root %s: %w; give an existing directory that holds the datasets", cfg.DataRoot, err)
+	}
+	cfg.DataRoot = root
+	return &Agent{cfg: cfg, tasks: map[string]*task{}}, nil
 }
 
 // Run registers and heartbeats until ctx ends, then stops its jobs (train

@@ -195,7 +195,10 @@ func (a *Agent) runSynthetic(ctx context.Context, t *task, s api.SyntheticSpec) 
 // runTrain runs `Exe train` as a child process in the job's directory. The
 // child writes progress as JSON lines on stdout and its log to train.log.
 func (a *Agent) runTrain(ctx context.Context, t *task, as api.Assignment) (string, string, *api.Metrics) {
-	dir := filepath.Join(a.cfg.DataDir, "jobs", as.ID)
+	if err := a.checkDatasets(as.Spec.Workload.Train.Dataset); err != nil {
+		return api.StateFailed, err.Error(), nil
+	}
+	dir := filepath.Join(a.cfg.JobsDir, as.ID)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return api.StateFailed, "job dir: " + err.Error(), nil
 	}

@@ -145,3 +145,35 @@ func Compact(dataDir string) (before, after int64, err error) {
 	}
 	return st.Size(), nst.Size(), nil
 }
+
+// Verify opens the database file at path read-only and reads every job,
+// node and token: it fails when the file is not a whole joule database.
+func Verify(path string) error {
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", path, err)
+	}
+	db := &DB{bolt: b, path: path}
+	defer b.Close()
+	err = b.View(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketMeta, bucketJobs, bucketNodes} {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("no %s bucket: not a joule database", name)
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		_, err = db.Jobs()
+	}
+	if err == nil {
+		_, err = db.Nodes()
+	}
+	if err == nil {
+		_, err = db.Tokens()
+	}
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", path, err)
+	}
+	return nil
+}

@@ -38,7 +38,8 @@ type env struct {
 // opts are the flags every command may read.
 type opts struct {
 	server string
-	output string // table | json (| a command's own outputs)
+	ca     string
+	output string // table | json
 	all    bool
 	// report
 	from, to, by string
@@ -88,6 +89,11 @@ Commands:
 	fmt.Fprintf(w, `
 Flags:
   --server URL   schedulerd's URL (default $JOULE_SERVER, else %s)
+  --ca FILE      CA certificate to trust for https (default $JOULE_CA)
+
+Every request carries the token in $JOULE_TOKEN (an admin makes one with
+"schedulerd token create --role user --name NAME"); jobs are submitted as
+the token's user.
 
 Run "joule COMMAND --help" for a command's flags and an example.
 Example:
@@ -116,6 +122,8 @@ func run(ctx context.Context, args []string, e *env) int {
 	global := flag.NewFlagSet("joule", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
 	global.StringVar(&server, "server", server, serverHelp)
+	ca := e.getenv("JOULE_CA")
+	global.StringVar(&ca, "ca", ca, "CA certificate for https; JOULE_CA sets the default")
 	switch err := global.Parse(args); {
 	case errors.Is(err, flag.ErrHelp):
 		usage(e.stdout)
@@ -145,10 +153,11 @@ func run(ctx context.Context, args []string, e *env) int {
 		return 2
 	}
 
-	o := &opts{server: server, output: "table"}
+	o := &opts{server: server, ca: ca, output: "table"}
 	fs := flag.NewFlagSet("joule "+c.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are printed below, help to stdout
 	fs.StringVar(&o.server, "server", server, serverHelp)
+	fs.StringVar(&o.ca, "ca", ca, "CA certificate for https; JOULE_CA sets the default")
 	if c.output {
 		help := "output format: table or json (the API's JSON)"
 		for _, f := range c.outputs {
@@ -178,6 +187,13 @@ func run(ctx context.Context, args []string, e *env) int {
 	if err != nil {
 		fmt.Fprintf(e.stderr, "joule: %v\n", err)
 		return 2
+	}
+	cl.Token = strings.TrimSpace(e.getenv("JOULE_TOKEN"))
+	if o.ca != "" {
+		if err := cl.UseCA(o.ca); err != nil {
+			fmt.Fprintf(e.stderr, "joule: %v\n", err)
+			return 2
+		}
 	}
 	if err := c.run(ctx, e, cl, o, pos); err != nil {
 		fmt.Fprintf(e.stderr, "joule: %v\n", err)

@@ -17,11 +17,8 @@ import (
 
 // runDemo submits the embedded example jobs, prints their progress until they
 // finish, then each one's energy. schedulerd keeps serving afterwards.
-func runDemo(ctx context.Context, addr, dataDir string, out io.Writer) error {
-	c, err := client.New(addr)
-	if err != nil {
-		return err
-	}
+func runDemo(ctx context.Context, c *client.Client, dataDir string, out io.Writer) error {
+	addr := c.BaseURL()
 	specs, err := examples.WriteTo(filepath.Join(dataDir, "examples"))
 	if err != nil {
 		return err
@@ -75,7 +72,8 @@ func runDemo(ctx context.Context, addr, dataDir string, out io.Writer) error {
 		if done == len(ids) {
 			printEnergy(out, jobs)
 			fmt.Fprintf(out, "demo: all jobs finished. schedulerd keeps serving at %s "+
-				"(try: go run ./cmd/joule queue). Ctrl-C stops it.\n", addr)
+				"(try: JOULE_TOKEN=$(cat %s) go run ./cmd/joule queue). Ctrl-C stops it.\n",
+				addr, filepath.Join(dataDir, AdminTokenFile))
 			return nil
 		}
 	}

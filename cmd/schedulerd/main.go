@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,13 +35,25 @@ Usage:
   schedulerd [flags]            serve the API on --listen, state in --data-dir
   schedulerd --demo             the embedded default: 2 simulated DGX-H100 nodes in this
                                 process, runs the jobs in examples/ and prints their energy
+  schedulerd token create|list|revoke   manage API tokens (see schedulerd token --help)
+  schedulerd backup --out FILE  consistent snapshot of the running database
+  schedulerd compact            shrink the database file (offline)
   schedulerd train ...          run one training workload (used by in-process simulated nodes)
   schedulerd simulate ...       replay a job trace on a virtual cluster and compare policies
                                 (schedulerd simulate --help)
 
+Every API route but /healthz needs a bearer token. On first start schedulerd
+writes an admin token to DATA_DIR/admin.token (mode 0600); make user and agent
+tokens with "schedulerd token create". Plain HTTP is served only on loopback;
+any other --listen address needs --tls-cert/--tls-key or --tls-auto (a CA
+and a server certificate in DATA_DIR/tls; clients trust DATA_DIR/tls/ca.crt
+with --ca or JOULE_CA). /metrics serves Prometheus metrics (any token).
+Traces go out through OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT (or
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set.
+
 Examples:
   schedulerd --demo
-  schedulerd --data-dir /var/lib/joule --listen 0.0.0.0:7070
+  schedulerd --data-dir /var/lib/joule --listen 0.0.0.0:7070 --tls-auto
   schedulerd --sim-nodes 4 --sim-gpu h200     a simulated cluster on a laptop
   schedulerd --daily-report "CRON_TZ=Europe/Berlin 0 6 * * *" --telemetry-retention 72h
   schedulerd --policy fifo-firstfit            the baseline: FIFO, first fit, nodes stay on
@@ -65,18 +78,25 @@ type config struct {
 	heartbeat   time.Duration
 	nodeTimeout time.Duration
 	logFormat   string
-	dailyReport string
-	sampleEvery time.Duration
-	retention   time.Duration
-	checkpoint  bool
-	policy      string
-	idleTimeout time.Duration
-	power       scheduler.PowerConfig
+	tlsCert     string
+	tlsKey      string
+	tlsAuto     bool
+	tlsHosts    string
+	ca          string
 }
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "train" {
-		os.Exit(agent.TrainMain(os.Args[2:], os.Stdout, os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "train":
+			os.Exit(agent.TrainMain(os.Args[2:], os.Stdout, os.Stderr))
+		case "token":
+			os.Exit(runToken(os.Args[2:], os.Stdout, os.Stderr))
+		case "backup":
+			os.Exit(runBackup(os.Args[2:], os.Stdout, os.Stderr))
+		case "compact":
+			os.Exit(runCompact(os.Args[2:], os.Stdout, os.Stderr))
+		}
 	}
 	if len(os.Args) > 1 && os.Args[1] == "simulate" {
 		os.Exit(runSimulate(os.Args[2:], os.Stdout, os.Stderr))
@@ -96,16 +116,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", 2*time.Second, "heartbeat interval of the simulated nodes")
 	fs.DurationVar(&cfg.nodeTimeout, "node-timeout", 30*time.Second, "a node silent this long is marked down and its jobs requeued")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&cfg.dailyReport, "daily-report", web.DefaultDailyReport, "cron schedule of the daily energy report of the previous UTC day (\"\" turns it off)")
-	fs.DurationVar(&cfg.sampleEvery, "telemetry-every", web.DefaultSampleEvery, "store a power sample per node and per running job at most this often (0 stores none)")
-	fs.BoolVar(&cfg.checkpoint, "checkpoint-at-peak", false, "at each tariff window edge, checkpoint running deferrable train jobs whose remaining work is cheaper later (deadline kept) and resume them then")
-	fs.DurationVar(&cfg.retention, "telemetry-retention", web.DefaultRetention, "delete power samples older than this (0 keeps them forever)")
-	fs.StringVar(&cfg.policy, "policy", scheduler.DefaultPolicy, "scheduling policy: "+strings.Join(scheduler.PolicyNames(), " or "))
-	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", scheduler.DefaultIdleTimeout, "an empty node stays on this long before policy energy suspends it")
-	cfg.power = scheduler.DefaultPowerConfig()
-	fs.Float64Var(&cfg.power.MaxSlowdown, "balanced-slowdown", cfg.power.MaxSlowdown, "power capping: how much slower than uncapped a balanced job may run (0.10 = 10% more time)")
-	fs.Float64Var(&cfg.power.AdmitRel, "admit-speed", cfg.power.AdmitRel, "power capping: a queued job starts only if every running job keeps this share of its operating speed under the budget")
-	fs.BoolVar(&cfg.power.Profile, "profile", cfg.power.Profile, "power capping: have agents profile each new job's power limits (false: use the power model's curve)")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM); needs --tls-key")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "the certificate's private key (PEM)")
+	fs.BoolVar(&cfg.tlsAuto, "tls-auto", false, "serve HTTPS with a CA and server certificate made (once) in DATA_DIR/tls")
+	fs.StringVar(&cfg.tlsHosts, "tls-hosts", "", "extra comma-separated host names or IPs for the --tls-auto certificate")
+	fs.StringVar(&cfg.ca, "ca", "", "CA the in-process simulated agents trust with --tls-cert (default: the system's)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -161,34 +176,50 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 			return fmt.Errorf("--sim-gpu: %w", err)
 		}
 	}
-	policy, err := scheduler.PolicyByName(cfg.policy)
+	useTLS := cfg.tlsAuto || cfg.tlsCert != "" || cfg.tlsKey != ""
+	switch {
+	case (cfg.tlsCert == "") != (cfg.tlsKey == ""):
+		return errors.New("--tls-cert and --tls-key go together; give both, or --tls-auto")
+	case cfg.tlsAuto && cfg.tlsCert != "":
+		return errors.New("--tls-auto makes its own certificate; drop --tls-cert/--tls-key, or --tls-auto")
+	case !useTLS && !isLoopback(cfg.listen):
+		return fmt.Errorf("--listen %s is not a loopback address: plain HTTP would send tokens in clear; "+
+			"add --tls-auto (or --tls-cert/--tls-key), or listen on 127.0.0.1", cfg.listen)
+	}
+	shutdownTracing, err := setupTracing(ctx, log)
 	if err != nil {
-		return fmt.Errorf("--policy: %w", err)
+		return err
 	}
-	if cfg.idleTimeout <= 0 {
-		return fmt.Errorf("--idle-timeout %s: give a duration > 0, e.g. 15m", cfg.idleTimeout)
-	}
-	if policy.SuspendIdle {
-		policy.IdleTimeout = cfg.idleTimeout
-	}
+	defer shutdownTracing()
 	db, err := storage.Open(cfg.dataDir)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	srv, err := web.NewWithPolicy(db, log, time.Now, policy)
+	tokenPath := filepath.Join(cfg.dataDir, AdminTokenFile)
+	created, err := web.EnsureAdminToken(db, func(secret string) error {
+		return os.WriteFile(tokenPath, []byte(secret+"\n"), 0o600)
+	})
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	if created {
+		log.Info("wrote the first admin token", "file", tokenPath)
+	}
+	srv, err := web.New(db, log, time.Now)
 	if err != nil {
 		return err
 	}
 	srv.SetNodeTimeout(cfg.nodeTimeout)
-	if cfg.sampleEvery < 0 || cfg.retention < 0 {
-		return fmt.Errorf("--telemetry-every %s, --telemetry-retention %s: give 0 or a positive duration", cfg.sampleEvery, cfg.retention)
-	}
-	srv.SetTelemetry(cfg.sampleEvery, cfg.retention)
-	srv.SetCheckpointAtPeak(cfg.checkpoint)
-	if cfg.dailyReport != "" {
-		if _, err := tariff.ParseSchedule(cfg.dailyReport); err != nil {
-			return fmt.Errorf("--daily-report: %w", err)
+	caFile := cfg.ca
+	if cfg.tlsAuto {
+		var hosts []string
+		if cfg.tlsHosts != "" {
+			hosts = strings.Split(cfg.tlsHosts, ",")
+		}
+		cfg.tlsCert, cfg.tlsKey, caFile, err = autoTLS(cfg.dataDir, hosts)
+		if err != nil {
+			return err
 		}
 	}
 	srv.SetPowerConfig(cfg.power)
@@ -196,9 +227,38 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another schedulerd running? use --listen)", cfg.listen, err)
 	}
-	addr := "http://" + ln.Addr().String()
+	scheme := "http"
+	if useTLS {
+		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("TLS certificate: %w; check --tls-cert and --tls-key", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		scheme = "https"
+	}
+	// In-process clients dial loopback even when listening on every address.
+	tcp := ln.Addr().(*net.TCPAddr)
+	host := tcp.IP.String()
+	if tcp.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	addr := scheme + "://" + net.JoinHostPort(host, fmt.Sprint(tcp.Port))
 	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	log.Info("schedulerd serving", "addr", addr, "dashboard", addr+"/", "data", db.Path())
+	log.Info("schedulerd serving", "addr", addr, "data", db.Path(), "tls", useTLS, "ca", caFile)
+	newClient := func(name, role string) (*client.Client, error) {
+		c, err := client.New(addr)
+		if err != nil {
+			return nil, err
+		}
+		if c.Token, err = srv.EphemeralToken(name, role); err != nil {
+			return nil, err
+		}
+		if caFile != "" {
+			err = c.UseCA(caFile)
+		}
+		return c, err
+	}
 
 	var wg sync.WaitGroup
 	tickCtx, stopTick := context.WithCancel(context.Background())
@@ -212,7 +272,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	var agents sync.WaitGroup
 	for i := range cfg.simNodes {
 		name := fmt.Sprintf("sim-%s-%d", cfg.simGPU, i+1)
-		a, err := newSimAgent(name, simKind, addr, cfg, log)
+		c, err := newClient(name, web.RoleAgent)
+		if err != nil {
+			stopAgents()
+			return err
+		}
+		a, err := newSimAgent(name, simKind, c, cfg, log)
 		if err != nil {
 			stopAgents()
 			return err
@@ -224,8 +289,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		})
 	}
 	if cfg.demo {
+		c, err := newClient("demo", web.RoleAdmin)
+		if err != nil {
+			stopAgents()
+			return err
+		}
 		go func() {
-			if err := runDemo(ctx, addr, cfg.dataDir, stdout); err != nil && ctx.Err() == nil {
+			if err := runDemo(ctx, c, cfg.dataDir, stdout); err != nil && ctx.Err() == nil {
 				log.Error("demo", "err", err)
 			}
 		}()
@@ -246,15 +316,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	_ = httpSrv.Shutdown(shutCtx)
 	stopTick()
 	wg.Wait()
+	srv.Close()
 	return nil
 }
 
-func newSimAgent(name, kind, addr string, cfg config, log *slog.Logger) (*agent.Agent, error) {
+func newSimAgent(name, kind string, c *client.Client, cfg config, log *slog.Logger) (*agent.Agent, error) {
 	sim, err := power.NewSimNode(kind, time.Now, power.WithNodeName(name))
-	if err != nil {
-		return nil, err
-	}
-	c, err := client.New(addr)
 	if err != nil {
 		return nil, err
 	}
@@ -265,6 +332,11 @@ func newSimAgent(name, kind, addr string, cfg config, log *slog.Logger) (*agent.
 		Sim:      sim,
 		Interval: cfg.heartbeat,
 		DataDir:  filepath.Join(cfg.dataDir, "agents", name),
+		// The in-process nodes share one machine: job directories (and so
+		// checkpoints) are shared, and a requeued train job resumes on
+		// whichever node takes it. They read datasets under the data dir.
+		JobsDir:  filepath.Join(cfg.dataDir, "jobs"),
+		DataRoot: cfg.dataDir,
 		Log:      log,
 	})
 }

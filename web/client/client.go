@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,7 +36,40 @@ type Client struct {
 	// HTTP sends the requests; New sets one with DefaultTimeout. Replace it
 	// (before use) to change the timeout or the transport.
 	HTTP *http.Client
-	base string // scheme://host[:port][/prefix], no trailing slash
+	// Token is sent as "Authorization: Bearer Token" when not empty.
+	Token string
+	base  string // scheme://host[:port][/prefix], no trailing slash
+}
+
+// UseCA makes the client trust only the CA certificate(s) in the PEM file at
+// path for https servers, as made by `schedulerd --tls-auto`.
+func (c *Client) UseCA(path string) error {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read CA certificate: %w; give the file from schedulerd's data dir (tls/ca.crt) with --ca or JOULE_CA", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("CA certificate %s holds no PEM certificate; give schedulerd's tls/ca.crt", path)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	c.HTTP.Transport = tr
+	return nil
+}
+
+// ReadTokenFile reads a token from a file (such as DATA_DIR/admin.token),
+// trimming surrounding space.
+func ReadTokenFile(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read token: %w", err)
+	}
+	tok := strings.TrimSpace(string(data))
+	if tok == "" {
+		return "", fmt.Errorf("token file %s is empty", path)
+	}
+	return tok, nil
 }
 
 // New returns a client for the schedulerd at baseURL, such as
@@ -162,6 +197,65 @@ func (c *Client) Predict(ctx context.Context, jobID string, rows []map[string]an
 	return out, err
 }
 
+// TokenInfo is a token as listed (never its secret).
+type TokenInfo struct {
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+	Token     string    `json:"token,omitempty"` // only in CreateToken's reply
+}
+
+// CreateToken makes a token (admin only) and returns it with its secret,
+// which schedulerd shows this once.
+func (c *Client) CreateToken(ctx context.Context, name, role string) (TokenInfo, error) {
+	var r TokenInfo
+	err := c.do(ctx, http.MethodPost, "/api/v1/tokens", map[string]string{"name": name, "role": role}, &r)
+	return r, err
+}
+
+// Tokens lists the stored tokens (admin only).
+func (c *Client) Tokens(ctx context.Context) ([]TokenInfo, error) {
+	var r []TokenInfo
+	err := c.do(ctx, http.MethodGet, "/api/v1/tokens", nil, &r)
+	return r, err
+}
+
+// RevokeToken deletes a token by name (admin only).
+func (c *Client) RevokeToken(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(name), nil, nil)
+}
+
+// Backup streams a consistent snapshot of schedulerd's live database to w
+// (admin only) and returns its size. A short stream is an error.
+func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/admin/backup", nil)
+	if err != nil {
+		return 0, err
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := *c.HTTP
+	hc.Timeout = 0 // a big database takes a while; ctx bounds it
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("backup from %s: %w", c.base, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		return 0, apiError(resp.StatusCode, data)
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("backup from %s: stream broke after %d bytes: %w", c.base, n, err)
+	}
+	if resp.ContentLength >= 0 && n != resp.ContentLength {
+		return n, fmt.Errorf("backup from %s: got %d of %d bytes", c.base, n, resp.ContentLength)
+	}
+	return n, nil
+}
+
 // Health checks that schedulerd answers /healthz with status "ok".
 func (c *Client) Health(ctx context.Context) error {
 	var r struct {
@@ -198,11 +292,17 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", ctype)
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
+		if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok || strings.Contains(err.Error(), "x509:") {
+			return fmt.Errorf("schedulerd at %s: its TLS certificate is not trusted (%w); give the CA with --ca or JOULE_CA (schedulerd's DATA_DIR/tls/ca.crt)", c.base, unwrapURLError(err))
+		}
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			return &UnreachableError{Server: c.base, Err: err}
 		}
