@@ -5,7 +5,6 @@ import (
 
 	"github.com/joulehq/joule/api"
 	"github.com/joulehq/joule/scheduler"
-	
 )
 
 // Group commit.
@@ -128,4 +127,3 @@ func (s *Server) writeBatch(batch []*commitReq) {
 		r.done <- err
 	}
 }
-
