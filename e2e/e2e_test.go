@@ -27,6 +27,9 @@ type cluster struct {
 	dataDir string
 	url     string
 	sched   *exec.Cmd
+	token   string   // the admin token, for the CLI
+	tls     bool     // serve with --tls-auto; the CLI trusts DATA_DIR/tls/ca.crt
+	extra   []string // more schedulerd flags
 }
 
 // buildBinaries builds schedulerd, agent and joule once per test run.
@@ -52,13 +55,69 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func newCluster(t *testing.T) *cluster {
+func newCluster(t *testing.T, opts ...func(*cluster)) *cluster {
 	c := &cluster{t: t, bin: buildBinaries(t), dir: t.TempDir()}
 	c.dataDir = filepath.Join(c.dir, "data")
+	for _, o := range opts {
+		o(c)
+	}
 	addr := freePort(t)
 	c.url = "http://" + addr
+	if c.tls {
+		c.url = "https://" + addr
+	}
 	c.startScheduler()
 	return c
+}
+
+// ca is the CA certificate --tls-auto writes.
+func (c *cluster) ca() string { return filepath.Join(c.dataDir, "tls", "ca.crt") }
+
+// env is the environment of the CLI and schedulerd's admin commands.
+func (c *cluster) env(token string) []string {
+	env := append(os.Environ(), "JOULE_SERVER="+c.url, "JOULE_TOKEN="+token)
+	if c.tls {
+		env = append(env, "JOULE_CA="+c.ca())
+	}
+	return env
+}
+
+// agentToken makes an agent token through `schedulerd token create` and
+// returns the file holding it.
+func (c *cluster) agentToken(name string) string {
+	c.t.Helper()
+	cmd := exec.Command(filepath.Join(c.bin, "schedulerd"), "token", "create", "--role", "agent", "--name", name, "--data-dir", c.dataDir)
+	cmd.Env = append(c.env(""), "JOULE_TOKEN=") // the admin token comes from DATA_DIR/admin.token
+	out, err := cmd.Output()
+	if err != nil {
+		c.t.Fatalf("schedulerd token create: %v %s", err, errText(err))
+	}
+	p := filepath.Join(c.dir, name+".token")
+	if err := os.WriteFile(p, out, 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	return p
+}
+
+func errText(err error) string {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(ee.Stderr)
+	}
+	return ""
+}
+
+// startAgent runs a simulated DGX-H100 agent with its own token; the agents
+// of a cluster share one jobs dir (checkpoints) and read datasets under the
+// repository's examples/data.
+func (c *cluster) startAgent(name string, extra ...string) *exec.Cmd {
+	c.t.Helper()
+	args := []string{"--sim", "dgxh100", "--name", name, "--scheduler", c.url, "--heartbeat", "300ms",
+		"--data-dir", filepath.Join(c.dir, name), "--token-file", c.agentToken(name),
+		"--jobs-dir", filepath.Join(c.dir, "jobs"), "--data-root", examplesDir(c.t)}
+	if c.tls {
+		args = append(args, "--ca", c.ca())
+	}
+	return c.start(name, "agent", append(args, extra...)...)
 }
 
 // start runs a binary in the background, its output in dir/name.log.
@@ -99,17 +158,31 @@ func tailOf(s string, n int) string {
 }
 
 func (c *cluster) startScheduler() {
-	c.sched = c.start("schedulerd", "schedulerd", "--data-dir", c.dataDir, "--listen", strings.TrimPrefix(c.url, "http://"))
-	c.waitFor("schedulerd to answer /healthz", 10*time.Second, func() bool {
-		_, err := c.joule("queue")
+	args := []string{"--data-dir", c.dataDir, "--listen", c.url[strings.Index(c.url, "//")+2:]}
+	if c.tls {
+		args = append(args, "--tls-auto")
+	}
+	c.sched = c.start("schedulerd", "schedulerd", append(args, c.extra...)...)
+	c.waitFor("schedulerd to write its admin token and answer", 10*time.Second, func() bool {
+		tok, err := os.ReadFile(filepath.Join(c.dataDir, "admin.token"))
+		if err != nil {
+			return false
+		}
+		c.token = strings.TrimSpace(string(tok))
+		_, err = c.joule("queue")
 		return err == nil
 	})
 }
 
-// joule runs the CLI and returns its stdout.
+// joule runs the CLI with the admin token and returns its stdout.
 func (c *cluster) joule(args ...string) (string, error) {
+	return c.jouleAs(c.token, args...)
+}
+
+// jouleAs runs the CLI with token and returns its stdout.
+func (c *cluster) jouleAs(token string, args ...string) (string, error) {
 	cmd := exec.Command(filepath.Join(c.bin, "joule"), args...)
-	cmd.Env = append(os.Environ(), "JOULE_SERVER="+c.url)
+	cmd.Env = c.env(token)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -192,8 +265,7 @@ func examplesDir(t *testing.T) string {
 func TestSubmitRunMeterPersistSurvivesKill9(t *testing.T) {
 	c := newCluster(t)
 	for _, name := range []string{"agent-a", "agent-b"} {
-		c.start(name, "agent", "--sim", "dgxh100", "--name", name, "--scheduler", c.url,
-			"--heartbeat", "300ms", "--data-dir", filepath.Join(c.dir, name))
+		c.startAgent(name)
 	}
 	c.waitFor("two nodes", 10*time.Second, func() bool {
 		var nodes []api.Node
@@ -217,6 +289,7 @@ workload:
     optimizer: {name: adam, lr: 0.01}
     batch_size: 16
     epochs: 40
+    validation_split: 0.2
 `, data, data)))
 	synth := c.submit(c.writeSpec("synth.yaml", `
 name: burn
@@ -262,8 +335,8 @@ workload: {train: {dataset: {path: /nonexistent/joule/data.csv}}}
 	if m := c.job(train).Metrics; m == nil || m.EpochsRun == 0 || m.TestAccuracy == nil || *m.TestAccuracy < 0.8 {
 		t.Errorf("train metrics = %+v; want a trained model (test accuracy >= 0.8)", m)
 	}
-	if j := c.job(missing); j.State != api.StateFailed || !strings.Contains(j.Reason, "/nonexistent/joule/data.csv") {
-		t.Errorf("missing dataset: state %s, reason %q; want failed naming the file", j.State, j.Reason)
+	if j := c.job(missing); j.State != api.StateFailed || !strings.Contains(j.Reason, "/nonexistent/joule/data.csv is outside this node's data root") {
+		t.Errorf("dataset outside --data-root: state %s, reason %q; want failed naming the file and the data root", j.State, j.Reason)
 	}
 	if out := c.mustJoule("status", missing); !strings.Contains(out, "/nonexistent/joule/data.csv") {
 		t.Errorf("joule status must show the failure reason:\n%s", out)
