@@ -253,7 +253,11 @@ func TestMetricsExposeGPUPowerAndEnergyByUser(t *testing.T) {
 	if status, body := f.do("POST", "/api/v1/jobs", f.admin, strings.Replace(synthSpec, `"gpus"`, `"user":"carol","project":"vision","gpus"`, 1)); status != 201 {
 		t.Fatalf("submit: %d %s", status, body)
 	}
-	// The job runs on GPU 0 (best fit, first index); 250 J more go to it.
+	// The next heartbeat places the job on GPU 0 (best fit, first index);
+	// the one after brings 250 J more on GPU 0, which go to the job.
+	if status, body := f.do("POST", "/api/v1/agents/node-a/heartbeat", agent, hb); status != 200 || !strings.Contains(body, `"j-1"`) {
+		t.Fatalf("heartbeat: %d %s; want j-1 placed on node-a", status, body)
+	}
 	hb.GPUs[0].EnergyJ += 250
 	hb.Jobs = []api.JobReport{{ID: "j-1", State: api.StateRunning}}
 	if status, body := f.do("POST", "/api/v1/agents/node-a/heartbeat", agent, hb); status != 200 {

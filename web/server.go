@@ -228,16 +228,14 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	var job api.Job
 	err = s.apply(r.Context(), "submit", func(now time.Time) (scheduler.Changes, error) {
 		var err error
+		// No scheduling pass here: the next heartbeat (or the tick) places
+		// the job, and only a heartbeat can tell an agent to run it, so a
+		// pass per submission would cost a pass each and gain nothing.
 		job, err = s.core.Submit(spec, now)
 		if err != nil {
 			return scheduler.Changes{}, err
 		}
-		ch := s.core.Schedule(now)
-		ch.Jobs = append([]api.Job{job}, ch.Jobs...)
-		if j, ok := s.core.Job(job.ID); ok {
-			ch.Jobs[0] = j
-		}
-		return ch, nil
+		return scheduler.Changes{Jobs: []api.Job{job}}, nil
 	})
 	if err != nil {
 		writeError(w, statusOf(err), err.Error())

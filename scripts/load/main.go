@@ -1,0 +1,322 @@
+// Command load drives a running schedulerd the way a big cluster would:
+// many simulated agents (goroutines, each posting real heartbeat JSON for 8
+// GPUs over loopback HTTP every interval) while clients submit jobs. It
+// prints durable submissions per second (acknowledged = stored and synced),
+// heartbeat latency percentiles and schedulerd's CPU and memory (from /proc).
+// scripts/load.sh builds and starts schedulerd and runs it.
+//
+//	go run ./scripts/load --server http://127.0.0.1:7071 --token-file DATA/admin.token --pid PID
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/joulehq/joule/api"
+	"github.com/joulehq/joule/web/client"
+)
+
+const help = `load: drive a running schedulerd with simulated agents and submitters.
+
+Each agent is a goroutine with a light stand-in for 8 GPUs (energy counters
+that rise with utilisation) that posts real heartbeat JSON over HTTP every
+--heartbeat and runs the jobs the replies assign for their duration. Once
+every agent has registered, --clients goroutines submit --jobs synthetic
+1-GPU jobs as fast as schedulerd acknowledges them. It prints durable
+submissions/s, heartbeat p50/p99 during the submissions, and schedulerd's
+CPU and peak memory (--pid, from /proc).
+
+Example:
+  go run ./scripts/load --server http://127.0.0.1:7071 --token-file /tmp/d/admin.token --pid 1234
+
+Flags:
+`
+
+func main() {
+	fs := flag.NewFlagSet("load", flag.ExitOnError)
+	server := fs.String("server", "http://127.0.0.1:7071", "schedulerd's URL")
+	tokenFile := fs.String("token-file", "", "an admin token (schedulerd's DATA_DIR/admin.token)")
+	agents := fs.Int("agents", 1000, "simulated agents")
+	jobs := fs.Int("jobs", 20000, "jobs to submit")
+	clients := fs.Int("clients", 256, "concurrent submitters")
+	interval := fs.Duration("heartbeat", time.Second, "heartbeat interval of each agent")
+	jobDur := fs.Duration("job-duration", 20*time.Second, "run time of each synthetic job")
+	pid := fs.Int("pid", 0, "schedulerd's process id, for its CPU and memory")
+	fs.Usage = func() { fmt.Fprint(os.Stderr, help); fs.PrintDefaults() }
+	fs.Parse(os.Args[1:])
+	if err := run(*server, *tokenFile, *agents, *jobs, *clients, *interval, *jobDur, *pid); err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDur time.Duration, pid int) error {
+	tok, err := client.ReadTokenFile(tokenFile)
+	if err != nil {
+		return fmt.Errorf("--token-file: %w", err)
+	}
+	newClient := func() *client.Client {
+		c, _ := client.New(server)
+		c.Token = tok
+		c.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: time.Minute}}
+		return c
+	}
+	hbClient, subClient := newClient(), newClient()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var lat latencies
+	var registered atomic.Int64
+	var hbErrors atomic.Int64
+	var wg sync.WaitGroup
+	for i := range nAgents {
+		a := &standIn{name: fmt.Sprintf("load-%04d", i+1), jobs: map[string]*standInJob{}}
+		wg.Go(func() { a.run(ctx, hbClient, interval, jobDur, &lat, &registered, &hbErrors) })
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for registered.Load() < int64(nAgents) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d agents registered in 2m", registered.Load(), nAgents)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Printf("%d agents registered (%d GPUs); heartbeating every %s\n", nAgents, 8*nAgents, interval)
+	time.Sleep(2 * interval) // settle into the rhythm
+	lat.reset()
+
+	cpu0, _ := procCPU(pid)
+	var acked, failed atomic.Int64
+	var next atomic.Int64
+	var firstErr atomic.Value
+	start := time.Now()
+	var subs sync.WaitGroup
+	var peakRSS atomic.Int64
+	stopSample := make(chan struct{})
+	go func() {
+		for {
+			if rss, err := procRSS(pid); err == nil && rss > peakRSS.Load() {
+				peakRSS.Store(rss)
+			}
+			select {
+			case <-stopSample:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	for range nClients {
+		subs.Go(func() {
+			for {
+				n := next.Add(1)
+				if n > int64(nJobs) {
+					return
+				}
+				spec := api.JobSpec{Name: fmt.Sprintf("load-%d", n), User: "load", GPUs: 1, Priority: 50,
+					Project: "default", EnergyPolicy: api.PolicyBalanced,
+					Workload: api.Workload{Synthetic: &api.SyntheticSpec{Duration: api.Duration{Duration: jobDur}, Utilization: 0.8}}}
+				if _, err := subClient.Submit(ctx, spec); err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				acked.Add(1)
+			}
+		})
+	}
+	subs.Wait()
+	elapsed := time.Since(start)
+	cpu1, _ := procCPU(pid)
+	hb := lat.snapshot()
+	close(stopSample)
+	cancel()
+	wg.Wait()
+
+	fmt.Printf("submissions: %d acknowledged (stored, synced), %d failed, in %s\n", acked.Load(), failed.Load(), elapsed.Round(time.Millisecond))
+	if e := firstErr.Load(); e != nil {
+		fmt.Printf("  first failure: %v\n", e)
+	}
+	fmt.Printf("durable submissions/s: %.0f\n", float64(acked.Load())/elapsed.Seconds())
+	fmt.Printf("heartbeats during submissions: %d, errors %d, p50 %s, p99 %s, max %s\n",
+		len(hb), hbErrors.Load(), pct(hb, 0.50), pct(hb, 0.99), pct(hb, 1))
+	if pid > 0 {
+		fmt.Printf("schedulerd CPU: %.2f cores on average during submissions; peak RSS %d MiB\n",
+			(cpu1-cpu0)/elapsed.Seconds(), peakRSS.Load()>>20)
+	}
+	return nil
+}
+
+// standIn is a light stand-in for an 8-GPU node: energy counters that rise
+// with utilisation, and the jobs its replies assign, run for their duration.
+type standIn struct {
+	name    string
+	energyJ [8]float64
+	jobs    map[string]*standInJob
+	last    time.Time
+}
+
+type standInJob struct {
+	gpus  []int
+	until time.Time
+	ended bool
+}
+
+func (a *standIn) run(ctx context.Context, c *client.Client, interval, jobDur time.Duration, lat *latencies, registered, errs *atomic.Int64) {
+	// Spread the agents over the interval, as real ones drift apart.
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(time.Duration(rand.Int64N(int64(interval)))):
+	}
+	first := true
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		hb := a.heartbeat(time.Now())
+		start := time.Now()
+		var reply api.HeartbeatReply
+		var err error
+		if first {
+			reply, err = c.Register(ctx, a.name, hb)
+		} else {
+			reply, err = c.Heartbeat(ctx, a.name, hb)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			errs.Add(1)
+		} else {
+			lat.add(time.Since(start))
+			if first {
+				registered.Add(1)
+				first = false
+			}
+			a.reconcile(reply, hb, jobDur)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (a *standIn) heartbeat(now time.Time) api.Heartbeat {
+	busy := map[int]bool{}
+	hb := api.Heartbeat{Jobs: []api.JobReport{}}
+	for id, j := range a.jobs {
+		r := api.JobReport{ID: id, State: api.StateRunning}
+		if !now.Before(j.until) {
+			r.State, j.ended = api.StateSucceeded, true
+		} else {
+			for _, g := range j.gpus {
+				busy[g] = true
+			}
+		}
+		hb.Jobs = append(hb.Jobs, r)
+	}
+	dt := 0.0
+	if !a.last.IsZero() {
+		dt = now.Sub(a.last).Seconds()
+	}
+	a.last = now
+	for i := range 8 {
+		util, powerW := 0.0, 90.0
+		if busy[i] {
+			util, powerW = 0.8, 560
+		}
+		a.energyJ[i] += powerW * dt
+		hb.GPUs = append(hb.GPUs, api.GPU{Index: i, UUID: fmt.Sprintf("GPU-%s-%d", a.name, i), Model: "NVIDIA H100 80GB HBM3",
+			Utilization: util, PowerW: powerW, LimitW: 700, MinLimitW: 200, MaxLimitW: 700, EnergyJ: a.energyJ[i],
+			TemperatureC: 40 + 30*util, MemoryUsedMiB: 60000 * util, MemoryTotalMiB: 81559})
+	}
+	return hb
+}
+
+func (a *standIn) reconcile(reply api.HeartbeatReply, sent api.Heartbeat, jobDur time.Duration) {
+	for _, r := range sent.Jobs {
+		if j := a.jobs[r.ID]; j != nil && j.ended && r.State != api.StateRunning {
+			delete(a.jobs, r.ID)
+		}
+	}
+	for _, id := range reply.Stop {
+		if j := a.jobs[id]; j != nil {
+			j.until = time.Now()
+		}
+	}
+	for _, as := range reply.Run {
+		if _, held := a.jobs[as.ID]; !held {
+			d := jobDur
+			if s := as.Spec.Workload.Synthetic; s != nil {
+				d = s.Duration.Duration
+			}
+			a.jobs[as.ID] = &standInJob{gpus: as.GPUIndices, until: time.Now().Add(d)}
+		}
+	}
+}
+
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) { l.mu.Lock(); l.d = append(l.d, d); l.mu.Unlock() }
+func (l *latencies) reset()              { l.mu.Lock(); l.d = nil; l.mu.Unlock() }
+func (l *latencies) snapshot() []time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := slices.Clone(l.d)
+	slices.Sort(s)
+	return s
+}
+
+func pct(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p*float64(len(sorted)-1) + 0.5)
+	return sorted[i].Round(100 * time.Microsecond)
+}
+
+// procCPU is the process's user+system CPU time in seconds.
+func procCPU(pid int) (float64, error) {
+	if pid <= 0 {
+		return 0, errors.New("no pid")
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name (which may hold spaces) in parentheses.
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100, nil // USER_HZ is 100 on Linux
+}
+
+// procRSS is the process's resident memory in bytes.
+func procRSS(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}
