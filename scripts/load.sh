@@ -6,6 +6,7 @@
 #   scripts/load.sh                       the scale
 #   AGENTS=200 JOBS=5000 scripts/load.sh  smaller
 #   RUNS=3 scripts/load.sh                several runs (report the median)
+#   PPROF=127.0.0.1:6060 scripts/load.sh  schedulerd serves Go's profiler there
 #
 # schedulerd runs as its own process on a fresh data dir (a real bbolt file,
 # every acknowledged submission synced); the agents and submitters run in one
@@ -23,7 +24,7 @@ trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/" ./cmd/schedulerd ./scripts/load
 for run in $(seq "$runs"); do
   data=$(mktemp -d)
-  "$bin/schedulerd" --data-dir "$data" --listen "127.0.0.1:$port" --node-timeout 30s 2>"$data/schedulerd.log" &
+  "$bin/schedulerd" --data-dir "$data" --listen "127.0.0.1:$port" --node-timeout 30s ${PPROF:+--pprof "$PPROF"} 2>"$data/schedulerd.log" &
   pid=$!
   for _ in $(seq 100); do [[ -s "$data/admin.token" ]] && break; sleep 0.1; done
   echo "== run $run: $agents agents, $jobs jobs, $clients submitters (schedulerd pid $pid, data $data)"

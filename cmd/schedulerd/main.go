@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -83,6 +84,7 @@ type config struct {
 	tlsAuto     bool
 	tlsHosts    string
 	ca          string
+	pprof       string
 }
 
 func main() {
@@ -120,6 +122,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "the certificate's private key (PEM)")
 	fs.BoolVar(&cfg.tlsAuto, "tls-auto", false, "serve HTTPS with a CA and server certificate made (once) in DATA_DIR/tls")
 	fs.StringVar(&cfg.tlsHosts, "tls-hosts", "", "extra comma-separated host names or IPs for the --tls-auto certificate")
+	fs.StringVar(&cfg.pprof, "pprof", "", "serve Go's profiler (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060")
 	fs.StringVar(&cfg.ca, "ca", "", "CA the in-process simulated agents trust with --tls-cert (default: the system's)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
@@ -185,6 +188,19 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	case !useTLS && !isLoopback(cfg.listen):
 		return fmt.Errorf("--listen %s is not a loopback address: plain HTTP would send tokens in clear; "+
 			"add --tls-auto (or --tls-cert/--tls-key), or listen on 127.0.0.1", cfg.listen)
+	}
+	if cfg.pprof != "" {
+		if !isLoopback(cfg.pprof) {
+			return fmt.Errorf("--pprof %s: give a loopback address such as 127.0.0.1:6060 (the profiler has no auth)", cfg.pprof)
+		}
+		pl, err := net.Listen("tcp", cfg.pprof)
+		if err != nil {
+			return fmt.Errorf("--pprof: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		go http.Serve(pl, mux)
 	}
 	shutdownTracing, err := setupTracing(ctx, log)
 	if err != nil {
