@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -150,6 +151,9 @@ func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDu
 	fmt.Printf("durable submissions/s: %.0f\n", float64(acked.Load())/elapsed.Seconds())
 	fmt.Printf("heartbeats during submissions: %d, errors %d, p50 %s, p99 %s, max %s\n",
 		len(hb), hbErrors.Load(), pct(hb, 0.50), pct(hb, 0.99), pct(hb, 1))
+	if sum, count, err := commitBatches(server, tok); err == nil && count > 0 {
+		fmt.Printf("group commit: %.0f requests in %.0f synced writes, %.1f requests per fsync on average\n", sum, count, sum/count)
+	}
 	if pid > 0 {
 		fmt.Printf("schedulerd CPU: %.2f cores on average during submissions; peak RSS %d MiB\n",
 			(cpu1-cpu0)/elapsed.Seconds(), peakRSS.Load()>>20)
@@ -288,6 +292,31 @@ func pct(sorted []time.Duration, p float64) time.Duration {
 	}
 	i := int(p*float64(len(sorted)-1) + 0.5)
 	return sorted[i].Round(100 * time.Microsecond)
+}
+
+// commitBatches reads the group-commit histogram from /metrics: requests
+// written and synced writes since schedulerd started.
+func commitBatches(server, token string) (sum, count float64, err error) {
+	req, _ := http.NewRequest("GET", server+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "joule_commit_batch_sum "); ok {
+			sum, _ = strconv.ParseFloat(v, 64)
+		}
+		if v, ok := strings.CutPrefix(line, "joule_commit_batch_count "); ok {
+			count, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	return sum, count, nil
 }
 
 // procCPU is the process's user+system CPU time in seconds.
