@@ -177,8 +177,8 @@ func (s *Server) authed(h http.HandlerFunc, roles ...string) http.HandlerFunc {
 			return
 		}
 		if !slices.Contains(roles, t.Role) {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("token %q has role %s; %s %s needs role %s",
-				t.Name, t.Role, r.Method, r.Pattern, strings.Join(roles, " or ")))
+			writeError(w, http.StatusForbidden, fmt.Sprintf("token %q has role %s; %s needs role %s",
+				t.Name, t.Role, r.Pattern, strings.Join(roles, " or ")))
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, Principal{Name: t.Name, Role: t.Role})))
