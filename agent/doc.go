@@ -5,5 +5,10 @@
 // trainer crash never takes the agent down), stops cancelled ones, sets power
 // limits and reports exits with their reasons.
 //
+// Jobs read datasets only under the agent's data root (dataroot.go: symlinks
+// resolved, a path leading out fails the job with a reason). Job directories
+// live in the jobs dir, which nodes may share so that a requeued train job
+// resumes from its checkpoint on another node.
+//
 // GPUs are reached only through power (NVML, real or simulated).
 package agent

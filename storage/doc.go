@@ -1,7 +1,6 @@
-// Package storage keeps schedulerd's facts in one embedded bbolt file,
-// dataDir/joule.db: jobs, nodes, the tariff, per-day energy usage (added up as
-// heartbeats meter it), the daily reports and downsampled telemetry samples
-// (pruned by age).
+// Package storage keeps schedulerd's facts (jobs, nodes and API tokens, the
+// latter only as hashes) in one embedded bbolt file, dataDir/joule.db. Backup
+// streams a consistent snapshot of the live file; Compact rewrites it offline.
 //
 // It is the only package in joule that imports go.etcd.io/bbolt; everything
 // else sees api.Job and api.Node values. It must not import scheduler, power,
