@@ -50,20 +50,24 @@ func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(srv.Handler())
-	c, err := client.New(ts.URL)
+	c, err := client.New(ts.URL) // the test's, with an admin token
 	if err != nil {
+		t.Fatal(err)
+	}
+	ac, _ := client.New(ts.URL) // the agent's, with its own agent token
+	if c.Token, err = srv.EphemeralToken("tester", web.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	if ac.Token, err = srv.EphemeralToken("node-a", web.RoleAgent); err != nil {
 		t.Fatal(err)
 	}
 	sim, err := power.NewSimNode("dgxh100", time.Now, power.WithNodeName("node-a"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Name: "node-a", Client: c, NVML: sim.NVML(), Sim: sim,
-		Interval: 100 * time.Millisecond, DataDir: t.TempDir(), Exe: os.Args[0], Log: quiet}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	a, err := New(cfg)
+	a, err := New(Config{Name: "node-a", Client: ac, NVML: sim.NVML(), Sim: sim,
+		Interval: 100 * time.Millisecond, DataDir: t.TempDir(), Exe: os.Args[0], Log: quiet,
+		DataRoot: "../examples"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +75,7 @@ func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 	done := make(chan struct{})
 	go func() { a.Run(ctx); close(done) }()
 	f := &fixture{t: t, c: c, agent: a, sim: sim, stop: func() { cancel(); <-done }}
-	t.Cleanup(func() { f.stop(); ts.Close(); db.Close() })
+	t.Cleanup(func() { f.stop(); ts.Close(); srv.Close(); db.Close() })
 	return f
 }
 

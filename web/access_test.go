@@ -168,7 +168,7 @@ func TestBadInputIsRefusedClearlyAndChangesNothing(t *testing.T) {
 		body       string
 		want       string
 	}{
-		{"over 1 MiB", "/api/v1/jobs", big, "request body is larger than 1024 KiB"},
+		{"over 1 MiB", "/api/v1/jobs", big, "request body too large: over 1024 KiB"},
 		{"unknown field", "/api/v1/jobs", `{"name":"x","gpu":1}`, `unknown field "gpu"`},
 		{"two documents", "/api/v1/jobs", synthSpec + synthSpec, "one job at a time"},
 		{"not JSON", "/api/v1/jobs", `name: x`, "job spec: invalid character"},
@@ -176,7 +176,7 @@ func TestBadInputIsRefusedClearlyAndChangesNothing(t *testing.T) {
 		{"heartbeat duplicate GPU", "/api/v1/agents/n1/heartbeat", `{"gpus":[{"index":0,"uuid":"a"},{"index":0,"uuid":"b"}]}`, "gpus[1].index: 0 appears twice"},
 		{"heartbeat negative power", "/api/v1/agents/n1/heartbeat", `{"gpus":[{"index":0,"uuid":"a","power_w":-5}]}`, "gpus[0].power_w: -5"},
 		{"heartbeat bad state", "/api/v1/agents/n1/heartbeat", `{"gpus":[],"jobs":[{"id":"j-1","state":"exploded"}]}`, `jobs[0].state: "exploded"`},
-		{"heartbeat over 1 MiB", "/api/v1/agents/n1/heartbeat", `{"gpus":[],"jobs":[{"id":"` + strings.Repeat("j", 2<<20) + `"}]}`, "larger than 1024 KiB"},
+		{"heartbeat over 1 MiB", "/api/v1/agents/n1/heartbeat", `{"gpus":[],"jobs":[{"id":"` + strings.Repeat("j", 2<<20) + `"}]}`, "too large: over 1024 KiB"},
 	}
 	for _, tt := range tests {
 		status, body := f.do("POST", tt.path, f.admin, tt.body)

@@ -1,7 +1,9 @@
 package web
 
 import (
+	"context"
 	"sync"
+	"time"
 
 	"github.com/joulehq/joule/api"
 	"github.com/joulehq/joule/scheduler"
@@ -29,6 +31,9 @@ import (
 type commitReq struct {
 	ch   scheduler.Changes
 	done chan error
+	// place asks for a scheduling pass once the batch is written (a new job
+	// waits for one); one pass serves the whole batch.
+	place bool
 }
 
 type committer struct {
@@ -44,8 +49,8 @@ func newCommitter() *committer {
 }
 
 // enqueue adds an event's changes; callers hold Server.mu.
-func (c *committer) enqueue(ch scheduler.Changes) *commitReq {
-	req := &commitReq{ch: ch, done: make(chan error, 1)}
+func (c *committer) enqueue(ch scheduler.Changes, place bool) *commitReq {
+	req := &commitReq{ch: ch, done: make(chan error, 1), place: place}
 	c.mu.Lock()
 	c.queue = append(c.queue, req)
 	c.mu.Unlock()
@@ -120,6 +125,25 @@ func (s *Server) writeBatch(batch []*commitReq) {
 		s.log.Error("store failed; reloading state from disk", "err", err, "requests_failed", len(batch))
 		if rerr := s.reload(); rerr != nil {
 			s.log.Error("reload failed", "err", rerr)
+		}
+		s.mu.Unlock()
+	}
+	place := false
+	for _, r := range batch {
+		place = place || r.place
+	}
+	if place && err == nil {
+		// New jobs get placed (or their waiting reason) without a pass per
+		// request, before their submitters hear back. The pass's changes go
+		// into the next batch; no reply waits for them, and any heartbeat
+		// that tells an agent about a placement is queued after them, so it
+		// is answered only once they are stored.
+		s.mu.Lock()
+		start := time.Now()
+		ch := s.core.Schedule(s.now())
+		s.metrics.decision(context.Background(), "schedule", time.Since(start))
+		if len(ch.Jobs) > 0 || len(ch.Nodes) > 0 {
+			s.commits.enqueue(ch, false)
 		}
 		s.mu.Unlock()
 	}

@@ -26,7 +26,7 @@ func decodeStrict(r io.Reader, v any) error {
 // says so and names the limit instead of Go's "http: request body too large".
 func bodyError(err error) string {
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok || strings.Contains(err.Error(), "request body too large") {
-		return fmt.Sprintf("request body is larger than %d KiB; send less (one job spec or heartbeat per request)", maxBodyBytes>>10)
+		return fmt.Sprintf("request body too large: over %d KiB; send less (one job spec or heartbeat per request)", maxBodyBytes>>10)
 	}
 	return err.Error()
 }

@@ -35,6 +35,10 @@ func (s *Server) uploadModel(w http.ResponseWriter, r *http.Request) {
 	case !ok:
 		writeError(w, http.StatusNotFound, fmt.Sprintf("job %s not found", id))
 		return
+	case principalOf(r.Context()).Role == RoleAgent && j.Node != principalOf(r.Context()).Name:
+		writeError(w, http.StatusForbidden, fmt.Sprintf("job %s ran on node %q; agent token %q may upload only its own jobs' models",
+			id, j.Node, principalOf(r.Context()).Name))
+		return
 	case j.Spec.Workload.Train == nil:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("job %s is not a train job; it has no model", id))
 		return

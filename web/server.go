@@ -118,7 +118,7 @@ func (s *Server) apply(ctx context.Context, name string, event func(now time.Tim
 		return err
 	}
 	s.metrics.decision(ctx, name, time.Since(start))
-	req := s.commits.enqueue(ch)
+	req := s.commits.enqueue(ch, name == "submit")
 	s.mu.Unlock()
 	span.SetAttributes(attribute.Int("joule.jobs_changed", len(ch.Jobs)), attribute.Int("joule.nodes_changed", len(ch.Nodes)))
 	if err := <-req.done; err != nil {
@@ -228,9 +228,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	var job api.Job
 	err = s.apply(r.Context(), "submit", func(now time.Time) (scheduler.Changes, error) {
 		var err error
-		// No scheduling pass here: the next heartbeat (or the tick) places
-		// the job, and only a heartbeat can tell an agent to run it, so a
-		// pass per submission would cost a pass each and gain nothing.
+		// No scheduling pass per submission: one pass follows each written
+		// batch (commit.go), and only a heartbeat can tell an agent to run
+		// the job anyway.
 		job, err = s.core.Submit(spec, now)
 		if err != nil {
 			return scheduler.Changes{}, err

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,14 +29,25 @@ func newTestServer(t *testing.T, dir string) (*httptest.Server, *storage.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tok, err := s.EphemeralToken("admin", RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(func() { ts.Close(); db.Close() })
+	adminTokens.Store(ts, tok)
+	t.Cleanup(func() { ts.Close(); s.Close(); db.Close() })
 	return ts, db
 }
+
+// adminTokens holds each test server's admin token, which do sends.
+var adminTokens sync.Map
 
 func do(t *testing.T, ts *httptest.Server, method, path, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+	if tok, ok := adminTokens.Load(ts); ok {
+		req.Header.Set("Authorization", "Bearer "+tok.(string))
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
