@@ -6,6 +6,7 @@
 #   scripts/load.sh                       the issue's scale
 #   AGENTS=200 JOBS=5000 scripts/load.sh  smaller
 #   RUNS=3 scripts/load.sh                several runs (report the median)
+#   TIME_LIMIT=2m scripts/load.sh         stop submitting after 2m (default 5m)
 #   PPROF=127.0.0.1:6060 scripts/load.sh  schedulerd serves Go's profiler there
 #
 # schedulerd runs as its own process on a fresh data dir (a real bbolt file,
@@ -29,7 +30,7 @@ for run in $(seq "$runs"); do
   for _ in $(seq 100); do [[ -s "$data/admin.token" ]] && break; sleep 0.1; done
   echo "== run $run: $agents agents, $jobs jobs, $clients submitters (schedulerd pid $pid, data $data)"
   "$bin/load" --server "http://127.0.0.1:$port" --token-file "$data/admin.token" --pid "$pid" \
-    --agents "$agents" --jobs "$jobs" --clients "$clients" || true
+    --agents "$agents" --jobs "$jobs" --clients "$clients" --time-limit "${TIME_LIMIT:-5m}" || true
   echo "database: $(du -h "$data/joule.db" | cut -f1)"
   kill "$pid"; wait "$pid" || true
   rm -rf "$data"

@@ -54,15 +54,16 @@ func main() {
 	interval := fs.Duration("heartbeat", time.Second, "heartbeat interval of each agent")
 	jobDur := fs.Duration("job-duration", 20*time.Second, "run time of each synthetic job")
 	pid := fs.Int("pid", 0, "schedulerd's process id, for its CPU and memory")
+	limit := fs.Duration("time-limit", 5*time.Minute, "stop submitting after this long and report what was acknowledged")
 	fs.Usage = func() { fmt.Fprint(os.Stderr, help); fs.PrintDefaults() }
 	fs.Parse(os.Args[1:])
-	if err := run(*server, *tokenFile, *agents, *jobs, *clients, *interval, *jobDur, *pid); err != nil {
+	if err := run(*server, *tokenFile, *agents, *jobs, *clients, *interval, *jobDur, *pid, *limit); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDur time.Duration, pid int) error {
+func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDur time.Duration, pid int, limit time.Duration) error {
 	tok, err := client.ReadTokenFile(tokenFile)
 	if err != nil {
 		return fmt.Errorf("--token-file: %w", err)
@@ -102,6 +103,7 @@ func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDu
 	var next atomic.Int64
 	var firstErr atomic.Value
 	start := time.Now()
+	stopAt := start.Add(limit)
 	var subs sync.WaitGroup
 	var peakRSS atomic.Int64
 	stopSample := make(chan struct{})
@@ -121,7 +123,7 @@ func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDu
 		subs.Go(func() {
 			for {
 				n := next.Add(1)
-				if n > int64(nJobs) {
+				if n > int64(nJobs) || time.Now().After(stopAt) {
 					return
 				}
 				spec := api.JobSpec{Name: fmt.Sprintf("load-%d", n), User: "load", GPUs: 1, Priority: 50,
