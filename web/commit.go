@@ -116,8 +116,9 @@ func (s *Server) writeBatch(batch []*commitReq) {
 	jobs, nodes := merge(batch)
 	var err error
 	if len(jobs) > 0 || len(nodes) > 0 {
+		start := time.Now()
 		err = s.db.Save(jobs, nodes)
-		s.metrics.commit(len(batch))
+		s.metrics.commit(len(batch), time.Since(start))
 	}
 	if err != nil {
 		s.mu.Lock()

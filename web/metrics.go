@@ -33,13 +33,15 @@ import (
 //	joule_user_energy_joules_total{user}       energy of every job, by user
 //	joule_project_energy_joules_total{project} energy of every job, by project
 //	joule_schedule_duration_seconds{event}     time the core spent on one event
-//	joule_commit_batch_requests                requests per synced write (group commit)
+//	joule_commit_batch                         requests per synced write (group commit)
+//	joule_commit_duration_seconds              time of one synced write
 //
 // No budget gauge yet: cluster power budgets are not built (issue 6).
 type Metrics struct {
 	handler  http.Handler
 	schedule metric.Float64Histogram
 	batch    metric.Int64Histogram
+	write    metric.Float64Histogram
 	commits  atomic.Int64
 }
 
@@ -100,6 +102,12 @@ func newMetrics(s *Server) (*Metrics, error) {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 
+	m.write, err = meter.Float64Histogram("joule.commit.duration", metric.WithUnit("s"),
+		metric.WithDescription("time of one synced write of a batch"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		s.mu.Lock()
 		ns, js := s.core.Nodes(), s.core.Jobs()
@@ -154,9 +162,10 @@ func (m *Metrics) decision(ctx context.Context, event string, d time.Duration) {
 	m.schedule.Record(ctx, d.Seconds(), metric.WithAttributes(attribute.String("event", event)))
 }
 
-func (m *Metrics) commit(requests int) {
+func (m *Metrics) commit(requests int, d time.Duration) {
 	m.commits.Add(1)
 	m.batch.Record(context.Background(), int64(requests))
+	m.write.Record(context.Background(), d.Seconds())
 }
 
 func sortedKeys[V any](m map[string]V) []string {

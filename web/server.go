@@ -137,20 +137,25 @@ func (s *Server) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			err := s.apply(ctx, "tick", func(now time.Time) (scheduler.Changes, error) {
-				ch := s.core.Tick(now)
-				for _, n := range ch.Nodes {
-					if n.State == api.NodeDown {
-						s.log.Warn("node down: silent longer than the node timeout; its jobs are requeued", "node", n.Name, "last_heartbeat", n.LastHeartbeat)
-					}
-				}
-				return ch, nil
-			})
-			if err != nil {
+			if err := s.Tick(); err != nil {
 				s.log.Error("tick", "err", err)
 			}
 		}
 	}
+}
+
+// Tick runs one core tick now (node timeouts, placement) and stores what it
+// changed.
+func (s *Server) Tick() error {
+	return s.apply(context.Background(), "tick", func(now time.Time) (scheduler.Changes, error) {
+		ch := s.core.Tick(now)
+		for _, n := range ch.Nodes {
+			if n.State == api.NodeDown {
+				s.log.Warn("node down: silent longer than the node timeout; its jobs are requeued", "node", n.Name, "last_heartbeat", n.LastHeartbeat)
+			}
+		}
+		return ch, nil
+	})
 }
 
 // Handler returns the HTTP routes. Every route but /healthz needs a token.

@@ -153,8 +153,10 @@ func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDu
 	fmt.Printf("durable submissions/s: %.0f\n", float64(acked.Load())/elapsed.Seconds())
 	fmt.Printf("heartbeats during submissions: %d, errors %d, p50 %s, p99 %s, max %s\n",
 		len(hb), hbErrors.Load(), pct(hb, 0.50), pct(hb, 0.99), pct(hb, 1))
-	if sum, count, err := commitBatches(server, tok); err == nil && count > 0 {
-		fmt.Printf("group commit: %.0f requests in %.0f synced writes, %.1f requests per fsync on average\n", sum, count, sum/count)
+	if m, err := scrape(server, tok); err == nil && m["joule_commit_batch_count"] > 0 {
+		fmt.Printf("group commit: %.0f requests in %.0f synced writes, %.1f requests per fsync, %.1f ms per write on average\n",
+			m["joule_commit_batch_sum"], m["joule_commit_batch_count"], m["joule_commit_batch_sum"]/m["joule_commit_batch_count"],
+			1000*m["joule_commit_duration_seconds_sum"]/m["joule_commit_duration_seconds_count"])
 	}
 	if pid > 0 {
 		fmt.Printf("schedulerd CPU: %.2f cores on average during submissions; peak RSS %d MiB\n",
@@ -296,29 +298,28 @@ func pct(sorted []time.Duration, p float64) time.Duration {
 	return sorted[i].Round(100 * time.Microsecond)
 }
 
-// commitBatches reads the group-commit histogram from /metrics: requests
-// written and synced writes since schedulerd started.
-func commitBatches(server, token string) (sum, count float64, err error) {
+// scrape reads schedulerd's /metrics into a map of the unlabelled series.
+func scrape(server, token string) (map[string]float64, error) {
 	req, _ := http.NewRequest("GET", server+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
+	m := map[string]float64{}
 	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, "joule_commit_batch_sum "); ok {
-			sum, _ = strconv.ParseFloat(v, 64)
+		name, v, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+			continue
 		}
-		if v, ok := strings.CutPrefix(line, "joule_commit_batch_count "); ok {
-			count, _ = strconv.ParseFloat(v, 64)
-		}
+		m[name], _ = strconv.ParseFloat(v, 64)
 	}
-	return sum, count, nil
+	return m, nil
 }
 
 // procCPU is the process's user+system CPU time in seconds.
