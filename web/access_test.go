@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -286,5 +287,42 @@ func TestMetricsExposeGPUPowerAndEnergyByUser(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(body)
+	}
+}
+
+// A failed write fails every request in its batch (and those queued after)
+// and rebuilds the core from disk: nothing unacknowledged stays in memory.
+func TestFailedWriteReloadsFromDisk(t *testing.T) {
+	f := newFixture(t)
+	if status, body := f.do("POST", "/api/v1/jobs", f.admin, synthSpec); status != 201 {
+		t.Fatalf("submit: %d %s", status, body)
+	}
+	var mu sync.Mutex
+	failing := true
+	f.srv.save = func(jobs []api.Job, nodes []api.Node) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if failing {
+			return errors.New("disk full")
+		}
+		return f.db.Save(jobs, nodes)
+	}
+	status, body := f.do("POST", "/api/v1/jobs", f.admin, synthSpec)
+	if status != 500 || !strings.Contains(body, "store: disk full") {
+		t.Fatalf("submit during a failing write: %d %s; want 500 naming the store error", status, body)
+	}
+	if status, body := f.do("GET", "/api/v1/jobs/j-2", f.admin, nil); status != 404 {
+		t.Errorf("the unstored job is still in memory: %d %s", status, body)
+	}
+	mu.Lock()
+	failing = false
+	mu.Unlock()
+	status, body = f.do("POST", "/api/v1/jobs", f.admin, synthSpec)
+	if status != 201 || !strings.Contains(body, `"j-2"`) {
+		t.Fatalf("submit after the disk recovered: %d %s; want 201 j-2", status, body)
+	}
+	jobs, _ := f.db.Jobs()
+	if len(jobs) != 2 {
+		t.Errorf("stored %d jobs; want 2", len(jobs))
 	}
 }

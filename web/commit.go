@@ -117,7 +117,7 @@ func (s *Server) writeBatch(batch []*commitReq) {
 	var err error
 	if len(jobs) > 0 || len(nodes) > 0 {
 		start := time.Now()
-		err = s.db.Save(jobs, nodes)
+		err = s.save(jobs, nodes)
 		s.metrics.commit(len(batch), time.Since(start))
 	}
 	if err != nil {

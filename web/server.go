@@ -38,6 +38,8 @@ type Server struct {
 	tokens  tokens
 	tokenMu sync.Mutex // serialises token create and revoke
 	commits *committer
+	// save writes one batch; db.Save, replaced in tests to make writes fail.
+	save    func([]api.Job, []api.Node) error
 	metrics *Metrics
 	tracer  trace.Tracer
 }
@@ -47,6 +49,7 @@ type Server struct {
 func New(db *storage.DB, log *slog.Logger, now func() time.Time) (*Server, error) {
 	s := &Server{core: scheduler.New(), db: db, now: now, log: log,
 		commits: newCommitter(), tracer: otel.Tracer("github.com/joulehq/joule/web")}
+	s.save = db.Save
 	if err := s.reload(); err != nil {
 		return nil, err
 	}
