@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -394,7 +395,9 @@ workload: {train: {dataset: {path: /nonexistent/joule/data.csv}}}
 		}
 	}
 	// The dashboard is served by the binary.
-	resp, err := http.Get(c.url + "/queue")
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	resp, err := browser.Get(c.url + "/queue?token=" + c.token) // sets the cookie and redirects
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -299,13 +299,13 @@ func TestFailedWriteReloadsFromDisk(t *testing.T) {
 	}
 	var mu sync.Mutex
 	failing := true
-	f.srv.save = func(jobs []api.Job, nodes []api.Node) error {
+	f.srv.save = func(b storage.Batch) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if failing {
 			return errors.New("disk full")
 		}
-		return f.db.Save(jobs, nodes)
+		return f.db.Apply(b)
 	}
 	status, body := f.do("POST", "/api/v1/jobs", f.admin, synthSpec)
 	if status != 500 || !strings.Contains(body, "store: disk full") {

@@ -164,7 +164,12 @@ func (s *Server) authed(h http.HandlerFunc, roles ...string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		auth := r.Header.Get("Authorization")
 		secret, ok := strings.CutPrefix(auth, "Bearer ")
-		if auth == "" || !ok || secret == "" {
+		if auth == "" {
+			if c, err := r.Cookie(tokenCookie); err == nil && c.Value != "" {
+				secret, ok = c.Value, true // the dashboard's browser
+			}
+		}
+		if !ok || secret == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="joule"`)
 			writeError(w, http.StatusUnauthorized, "missing token: send \"Authorization: Bearer TOKEN\" "+
 				"(the CLI reads JOULE_TOKEN; an admin makes tokens with `schedulerd token create`)")
@@ -269,4 +274,31 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 	s.tokens.remove(name)
 	s.log.Info("token revoked", "name", name, "by", principalOf(r.Context()).Name)
 	writeJSON(w, http.StatusOK, TokenInfo{Name: name, Role: role})
+}
+
+// tokenCookie carries the token of a browser on the dashboard.
+const tokenCookie = "joule_token"
+
+// page wraps a dashboard page: ?token=TOKEN stores the token in an HttpOnly,
+// SameSite=Strict cookie and redirects to the page without it; after that
+// the cookie authenticates the browser like a bearer token.
+func (s *Server) page(h http.HandlerFunc) http.HandlerFunc {
+	authed := s.authed(h, RoleAdmin, RoleUser)
+	return func(w http.ResponseWriter, r *http.Request) {
+		if tok := r.URL.Query().Get("token"); tok != "" {
+			if _, ok := s.tokens.lookup(tok); !ok {
+				writeError(w, http.StatusUnauthorized, "invalid or revoked token in ?token=; ask an admin for a new one (`schedulerd token create`)")
+				return
+			}
+			http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: tok, Path: "/", HttpOnly: true,
+				SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+			q := r.URL.Query()
+			q.Del("token")
+			u := *r.URL
+			u.RawQuery = q.Encode()
+			http.Redirect(w, r, u.RequestURI(), http.StatusSeeOther)
+			return
+		}
+		authed(w, r)
+	}
 }

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/joulehq/joule/api"
-	"github.com/joulehq/joule/scheduler"
+	"github.com/joulehq/joule/storage"
 )
 
 // Group commit.
@@ -29,7 +29,7 @@ import (
 // is.
 
 type commitReq struct {
-	ch   scheduler.Changes
+	ch   storage.Batch
 	done chan error
 	// place asks for a scheduling pass once the batch is written (a new job
 	// waits for one); one pass serves the whole batch.
@@ -37,11 +37,12 @@ type commitReq struct {
 }
 
 type committer struct {
-	mu      sync.Mutex
-	queue   []*commitReq
-	wake    chan struct{}
-	stop    chan struct{}
-	stopped chan struct{}
+	mu        sync.Mutex
+	queue     []*commitReq
+	wake      chan struct{}
+	stop      chan struct{}
+	stopped   chan struct{}
+	closeOnce sync.Once
 }
 
 func newCommitter() *committer {
@@ -49,7 +50,7 @@ func newCommitter() *committer {
 }
 
 // enqueue adds an event's changes; callers hold Server.mu.
-func (c *committer) enqueue(ch scheduler.Changes, place bool) *commitReq {
+func (c *committer) enqueue(ch storage.Batch, place bool) *commitReq {
 	req := &commitReq{ch: ch, done: make(chan error, 1), place: place}
 	c.mu.Lock()
 	c.queue = append(c.queue, req)
@@ -69,29 +70,48 @@ func (c *committer) take() []*commitReq {
 	return q
 }
 
-// merge folds a batch into one set of jobs and nodes, the last copy of each
-// winning.
-func merge(batch []*commitReq) (jobs []api.Job, nodes []api.Node) {
+// merge folds a batch of requests into one storage batch: the last copy of
+// each job and node wins, usage rows (additive) are all kept, and of two
+// telemetry samples of one series in the same batch the later one is kept.
+func merge(batch []*commitReq) storage.Batch {
+	var out storage.Batch
 	ji, ni := map[string]int{}, map[string]int{}
 	for _, r := range batch {
 		for _, j := range r.ch.Jobs {
 			if i, ok := ji[j.ID]; ok {
-				jobs[i] = j
+				out.Jobs[i] = j
 				continue
 			}
-			ji[j.ID] = len(jobs)
-			jobs = append(jobs, j)
+			ji[j.ID] = len(out.Jobs)
+			out.Jobs = append(out.Jobs, j)
 		}
 		for _, n := range r.ch.Nodes {
 			if i, ok := ni[n.Name]; ok {
-				nodes[i] = n
+				out.Nodes[i] = n
 				continue
 			}
-			ni[n.Name] = len(nodes)
-			nodes = append(nodes, n)
+			ni[n.Name] = len(out.Nodes)
+			out.Nodes = append(out.Nodes, n)
+		}
+		out.Usage = append(out.Usage, r.ch.Usage...)
+		for k, v := range r.ch.NodeSamples {
+			if out.NodeSamples == nil {
+				out.NodeSamples = map[string]api.NodeSample{}
+			}
+			out.NodeSamples[k] = v
+		}
+		for k, v := range r.ch.JobSamples {
+			if out.JobSamples == nil {
+				out.JobSamples = map[string]api.JobSample{}
+			}
+			out.JobSamples[k] = v
 		}
 	}
-	return jobs, nodes
+	return out
+}
+
+func empty(b storage.Batch) bool {
+	return len(b.Jobs) == 0 && len(b.Nodes) == 0 && len(b.Usage) == 0 && len(b.NodeSamples) == 0 && len(b.JobSamples) == 0
 }
 
 // commitLoop writes queued changes until Close; see the comment above.
@@ -113,11 +133,11 @@ func (s *Server) writeBatch(batch []*commitReq) {
 	if len(batch) == 0 {
 		return
 	}
-	jobs, nodes := merge(batch)
+	b := merge(batch)
 	var err error
-	if len(jobs) > 0 || len(nodes) > 0 {
+	if !empty(b) {
 		start := time.Now()
-		err = s.save(jobs, nodes)
+		err = s.save(b)
 		s.metrics.commit(len(batch), time.Since(start))
 	}
 	if err != nil {
@@ -141,9 +161,9 @@ func (s *Server) writeBatch(batch []*commitReq) {
 		// is answered only once they are stored.
 		s.mu.Lock()
 		start := time.Now()
-		ch := s.core.Schedule(s.now())
+		ch := batchOf(s.core.Schedule(s.now()))
 		s.metrics.decision(context.Background(), "schedule", time.Since(start))
-		if len(ch.Jobs) > 0 || len(ch.Nodes) > 0 {
+		if !empty(ch) {
 			s.commits.enqueue(ch, false)
 		}
 		s.mu.Unlock()

@@ -44,11 +44,11 @@ var pages = func() map[string]*template.Template {
 func (s *Server) dashboardRoutes(mux *http.ServeMux) {
 	assets, _ := fs.Sub(dashboardFS, "dashboard")
 	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(assets)))
-	mux.HandleFunc("GET /{$}", s.pageCluster)
-	mux.HandleFunc("GET /queue", s.pageQueue)
-	mux.HandleFunc("GET /jobs/{id}", s.pageJob)
-	mux.HandleFunc("GET /reports", s.pageReports)
-	mux.HandleFunc("GET /tariff", s.pageTariff)
+	mux.HandleFunc("GET /{$}", s.page(s.pageCluster))
+	mux.HandleFunc("GET /queue", s.page(s.pageQueue))
+	mux.HandleFunc("GET /jobs/{id}", s.page(s.pageJob))
+	mux.HandleFunc("GET /reports", s.page(s.pageReports))
+	mux.HandleFunc("GET /tariff", s.page(s.pageTariff))
 }
 
 // pageData is what the layout needs; Content is the page's own view.

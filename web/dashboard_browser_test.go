@@ -100,6 +100,10 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("start chromium %s: %v", bin, err)
 	}
 
+	// The browser signs in once: ?token= becomes a cookie.
+	if err := chromedp.Run(bctx, chromedp.Navigate(ts.URL+"/?token="+ts.token), chromedp.WaitVisible("main h1", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
 	for _, pg := range []struct {
 		path, heading string
 		charts        int // at least

@@ -30,3 +30,12 @@ func bodyError(err error) string {
 	}
 	return err.Error()
 }
+
+// readBody reads a request body of at most maxBodyBytes.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		return nil, errors.New("read body: " + bodyError(err))
+	}
+	return data, nil
+}

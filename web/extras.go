@@ -52,14 +52,15 @@ func (s *Server) SetCheckpointAtPeak(on bool) {
 }
 
 func (s *Server) extraRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/tariff", s.getTariff)
-	mux.HandleFunc("PUT /api/v1/tariff", s.putTariff)
-	mux.HandleFunc("GET /api/v1/tariff/schedule", s.tariffSchedule)
-	mux.HandleFunc("GET /api/v1/reports/energy", s.energyReport)
-	mux.HandleFunc("GET /api/v1/reports/daily", s.listDaily)
-	mux.HandleFunc("GET /api/v1/reports/daily/{day}", s.getDaily)
-	mux.HandleFunc("GET /api/v1/nodes/{name}/samples", s.nodeSamples)
-	mux.HandleFunc("GET /api/v1/jobs/{id}/samples", s.jobSamples)
+	read := []string{RoleAdmin, RoleUser}
+	mux.HandleFunc("GET /api/v1/tariff", s.authed(s.getTariff, read...))
+	mux.HandleFunc("PUT /api/v1/tariff", s.authed(s.putTariff, RoleAdmin))
+	mux.HandleFunc("GET /api/v1/tariff/schedule", s.authed(s.tariffSchedule, read...))
+	mux.HandleFunc("GET /api/v1/reports/energy", s.authed(s.energyReport, read...))
+	mux.HandleFunc("GET /api/v1/reports/daily", s.authed(s.listDaily, read...))
+	mux.HandleFunc("GET /api/v1/reports/daily/{day}", s.authed(s.getDaily, read...))
+	mux.HandleFunc("GET /api/v1/nodes/{name}/samples", s.authed(s.nodeSamples, read...))
+	mux.HandleFunc("GET /api/v1/jobs/{id}/samples", s.authed(s.jobSamples, read...))
 	s.dashboardRoutes(mux)
 }
 

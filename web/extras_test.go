@@ -45,6 +45,7 @@ type liveServer struct {
 	dir   string
 	clock *clock
 	cl    *client.Client
+	token string // an admin token, which do sends
 }
 
 // newTestServer runs a real Server on a real bbolt file, on loopback.
@@ -61,21 +62,28 @@ func newLiveServer(t *testing.T, dir string, start string) *liveServer {
 		t.Fatal(err)
 	}
 	srv.SetTelemetry(time.Second, DefaultRetention)
+	tok, err := srv.EphemeralToken("tester", RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
 	hs := httptest.NewServer(srv.Handler())
 	cl, _ := client.New(hs.URL)
-	ts := &liveServer{Server: hs, srv: srv, db: db, dir: dir, clock: ck, cl: cl}
+	cl.Token = tok
+	ts := &liveServer{Server: hs, srv: srv, db: db, dir: dir, clock: ck, cl: cl, token: tok}
 	t.Cleanup(ts.close)
 	return ts
 }
 
 func (ts *liveServer) close() {
 	ts.Server.Close()
+	ts.srv.Close()
 	ts.db.Close()
 }
 
 func (ts *liveServer) do(t *testing.T, method, path, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+ts.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -308,6 +316,7 @@ func TestPagesRender(t *testing.T) {
 		for _, path := range []string{"/", "/queue", "/jobs/" + id, "/reports", "/tariff"} {
 			for _, partial := range []bool{true, false} {
 				req, _ := http.NewRequest("GET", ts.URL+path, nil)
+				req.Header.Set("Authorization", "Bearer "+ts.token)
 				if partial {
 					req.Header.Set("X-Partial", "1")
 				}

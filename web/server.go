@@ -34,22 +34,28 @@ type Server struct {
 	now  func() time.Time
 	log  *slog.Logger
 
-	models  models
+	models models
+	// ext holds the tariff, telemetry and dashboard state (extras.go).
+	ext     extras
 	tokens  tokens
 	tokenMu sync.Mutex // serialises token create and revoke
 	commits *committer
-	// save writes one batch; db.Save, replaced in tests to make writes fail.
-	save    func([]api.Job, []api.Node) error
+	// save writes one batch; db.Apply, replaced in tests to make writes fail.
+	save    func(storage.Batch) error
 	metrics *Metrics
 	tracer  trace.Tracer
 }
 
 // New loads the stored state (jobs, nodes, tokens) into a fresh core and
-// starts the commit loop; Close stops it.
+// starts the commit loop; Close (safe to call twice) stops it.
 func New(db *storage.DB, log *slog.Logger, now func() time.Time) (*Server, error) {
 	s := &Server{core: scheduler.New(), db: db, now: now, log: log,
 		commits: newCommitter(), tracer: otel.Tracer("github.com/joulehq/joule/web")}
-	s.save = db.Save
+	s.save = db.Apply
+	s.ext = newExtras()
+	if err := s.loadTariff(); err != nil {
+		return nil, err
+	}
 	if err := s.reload(); err != nil {
 		return nil, err
 	}
@@ -70,7 +76,7 @@ func New(db *storage.DB, log *slog.Logger, now func() time.Time) (*Server, error
 // Close writes what is queued and stops the commit loop. Call it after the
 // HTTP server and Run have stopped.
 func (s *Server) Close() {
-	close(s.commits.stop)
+	s.commits.closeOnce.Do(func() { close(s.commits.stop) })
 	<-s.commits.stopped
 }
 
@@ -109,7 +115,7 @@ func (s *Server) SetNodeTimeout(d time.Duration) {
 // disk. event returns the changes or an error that leaves the core as it was.
 // The event's time in the core is measured for the scheduling histogram and
 // traced as a span.
-func (s *Server) apply(ctx context.Context, name string, event func(now time.Time) (scheduler.Changes, error)) error {
+func (s *Server) apply(ctx context.Context, name string, event func(now time.Time) (storage.Batch, error)) error {
 	_, span := s.tracer.Start(ctx, "scheduler."+name)
 	defer span.End()
 	s.mu.Lock()
@@ -131,6 +137,11 @@ func (s *Server) apply(ctx context.Context, name string, event func(now time.Tim
 	return nil
 }
 
+// batchOf is the storage batch of the core's changes.
+func batchOf(ch scheduler.Changes) storage.Batch {
+	return storage.Batch{Jobs: ch.Jobs, Nodes: ch.Nodes, Usage: ch.Usage}
+}
+
 // Run ticks the core every interval (node timeouts, placement) until ctx ends.
 func (s *Server) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
@@ -150,14 +161,14 @@ func (s *Server) Run(ctx context.Context, interval time.Duration) {
 // Tick runs one core tick now (node timeouts, placement) and stores what it
 // changed.
 func (s *Server) Tick() error {
-	return s.apply(context.Background(), "tick", func(now time.Time) (scheduler.Changes, error) {
+	return s.apply(context.Background(), "tick", func(now time.Time) (storage.Batch, error) {
 		ch := s.core.Tick(now)
 		for _, n := range ch.Nodes {
 			if n.State == api.NodeDown {
 				s.log.Warn("node down: silent longer than the node timeout; its jobs are requeued", "node", n.Name, "last_heartbeat", n.LastHeartbeat)
 			}
 		}
-		return ch, nil
+		return batchOf(ch), nil
 	})
 }
 
@@ -182,6 +193,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /metrics", s.authed(s.metrics.handler.ServeHTTP, RoleAdmin, RoleUser, RoleAgent))
 	mux.HandleFunc("PUT /api/v1/models/{id}", s.authed(s.uploadModel, RoleAdmin, RoleAgent))
 	mux.HandleFunc("POST /api/v1/models/{id}/predict", s.authed(s.predict, all...))
+	s.extraRoutes(mux) // tariff, reports, samples, dashboard (extras.go)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s; see the README for the API", r.Method, r.URL.Path))
 	})
@@ -234,16 +246,16 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var job api.Job
-	err = s.apply(r.Context(), "submit", func(now time.Time) (scheduler.Changes, error) {
+	err = s.apply(r.Context(), "submit", func(now time.Time) (storage.Batch, error) {
 		var err error
 		// No scheduling pass per submission: one pass follows each written
 		// batch (commit.go), and only a heartbeat can tell an agent to run
 		// the job anyway.
 		job, err = s.core.Submit(spec, now)
 		if err != nil {
-			return scheduler.Changes{}, err
+			return storage.Batch{}, err
 		}
-		return scheduler.Changes{Jobs: []api.Job{job}}, nil
+		return storage.Batch{Jobs: []api.Job{job}}, nil
 	})
 	if err != nil {
 		writeError(w, statusOf(err), err.Error())
@@ -293,26 +305,26 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	p := principalOf(r.Context())
 	var j api.Job
-	err := s.apply(r.Context(), "cancel", func(now time.Time) (scheduler.Changes, error) {
+	err := s.apply(r.Context(), "cancel", func(now time.Time) (storage.Batch, error) {
 		cur, ok := s.core.Job(id)
 		if !ok {
-			return scheduler.Changes{}, scheduler.ErrNotFound{ID: id}
+			return storage.Batch{}, scheduler.ErrNotFound{ID: id}
 		}
 		if p.Role != RoleAdmin && cur.Spec.User != p.Name {
-			return scheduler.Changes{}, errForbidden{fmt.Errorf("job %s belongs to user %q; token %q (role %s) may cancel only its own jobs",
+			return storage.Batch{}, errForbidden{fmt.Errorf("job %s belongs to user %q; token %q (role %s) may cancel only its own jobs",
 				id, cur.Spec.User, p.Name, p.Role)}
 		}
 		var err error
 		j, err = s.core.Cancel(id, now)
 		if err != nil {
 			if errors.As(err, new(scheduler.ErrNotFound)) {
-				return scheduler.Changes{}, err
+				return storage.Batch{}, err
 			}
-			return scheduler.Changes{}, errRefused{err}
+			return storage.Batch{}, errRefused{err}
 		}
 		ch := s.core.Schedule(now)
 		ch.Jobs = append(ch.Jobs, j)
-		return ch, nil
+		return batchOf(ch), nil
 	})
 	if err != nil {
 		status := statusOf(err)
@@ -353,10 +365,12 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var reply api.HeartbeatReply
-	err = s.apply(r.Context(), "heartbeat", func(now time.Time) (scheduler.Changes, error) {
+	err = s.apply(r.Context(), "heartbeat", func(now time.Time) (storage.Batch, error) {
 		var ch scheduler.Changes
 		reply, ch = s.core.Heartbeat(node, hb, now)
-		return ch, nil
+		b := batchOf(ch)
+		s.samples(node, hb, now)(&b) // telemetry samples, when due (telemetry.go)
+		return b, nil
 	})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())

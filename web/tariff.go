@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/joulehq/joule/power/tariff"
+	"github.com/joulehq/joule/storage"
 )
 
 // loadTariff gives the core the stored tariff, or the default one.
@@ -55,15 +57,12 @@ func (s *Server) putTariff(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	s.mu.Lock()
-	if err := s.db.PutTariff(stored); err != nil {
-		s.mu.Unlock()
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	ch := s.core.SetTariff(plan, s.now())
-	err = s.commit(ch)
-	s.mu.Unlock()
+	err = s.apply(r.Context(), "tariff", func(now time.Time) (storage.Batch, error) {
+		if err := s.db.PutTariff(stored); err != nil {
+			return storage.Batch{}, err
+		}
+		return batchOf(s.core.SetTariff(plan, now)), nil
+	})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -132,9 +131,10 @@ func (s *Server) scheduleEdges(plan *tariff.Plan) {
 
 // replan re-plans every deferred job at a window edge.
 func (s *Server) replan() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.commit(s.core.Replan(s.now())); err != nil {
+	err := s.apply(context.Background(), "replan", func(now time.Time) (storage.Batch, error) {
+		return batchOf(s.core.Replan(now)), nil
+	})
+	if err != nil {
 		s.log.Error("replan at a tariff edge", "err", err)
 	}
 }

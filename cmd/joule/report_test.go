@@ -17,8 +17,9 @@ import (
 	"github.com/joulehq/joule/web/client"
 )
 
-// realServer runs schedulerd's web.Server on a real bbolt file on loopback.
-func realServer(t *testing.T, at time.Time) string {
+// realServer runs schedulerd's web.Server on a real bbolt file on loopback
+// and returns its URL and an admin token.
+func realServer(t *testing.T, at time.Time) (string, string) {
 	t.Helper()
 	db, err := storage.Open(t.TempDir())
 	if err != nil {
@@ -28,14 +29,18 @@ func realServer(t *testing.T, at time.Time) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tok, err := srv.EphemeralToken("tester", web.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
 	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { hs.Close(); db.Close() })
-	return hs.URL
+	t.Cleanup(func() { hs.Close(); srv.Close(); db.Close() })
+	return hs.URL, tok
 }
 
 func TestTariffAndReportCommands(t *testing.T) {
-	url := realServer(t, now)
-	env := map[string]string{"JOULE_SERVER": url}
+	url, tok := realServer(t, now)
+	env := map[string]string{"JOULE_SERVER": url, "JOULE_TOKEN": tok}
 	dir := t.TempDir()
 	write := func(name, body string) string {
 		p := filepath.Join(dir, name)
@@ -61,6 +66,7 @@ func TestTariffAndReportCommands(t *testing.T) {
 
 	// One job's energy, metered over two heartbeats.
 	c, _ := client.New(url)
+	c.Token = tok
 	ctx := context.Background()
 	gpu := func(e float64) []api.GPU { return []api.GPU{{Index: 0, UUID: "GPU-0", Model: "H100", EnergyJ: e}} }
 	c.Register(ctx, "n1", api.Heartbeat{GPUs: gpu(0)})

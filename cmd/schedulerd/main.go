@@ -85,6 +85,10 @@ type config struct {
 	tlsHosts    string
 	ca          string
 	pprof       string
+	dailyReport string
+	sampleEvery time.Duration
+	retention   time.Duration
+	checkpoint  bool
 }
 
 func main() {
@@ -118,6 +122,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", 2*time.Second, "heartbeat interval of the simulated nodes")
 	fs.DurationVar(&cfg.nodeTimeout, "node-timeout", 30*time.Second, "a node silent this long is marked down and its jobs requeued")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&cfg.dailyReport, "daily-report", web.DefaultDailyReport, "cron schedule of the daily energy report of the previous UTC day (\"\" turns it off)")
+	fs.DurationVar(&cfg.sampleEvery, "telemetry-every", web.DefaultSampleEvery, "store a power sample per node and per running job at most this often (0 stores none)")
+	fs.BoolVar(&cfg.checkpoint, "checkpoint-at-peak", false, "at each tariff window edge, checkpoint running deferrable train jobs whose remaining work is cheaper later (deadline kept) and resume them then")
+	fs.DurationVar(&cfg.retention, "telemetry-retention", web.DefaultRetention, "delete power samples older than this (0 keeps them forever)")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM); needs --tls-key")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "the certificate's private key (PEM)")
 	fs.BoolVar(&cfg.tlsAuto, "tls-auto", false, "serve HTTPS with a CA and server certificate made (once) in DATA_DIR/tls")
@@ -227,6 +235,16 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return err
 	}
 	srv.SetNodeTimeout(cfg.nodeTimeout)
+	if cfg.sampleEvery < 0 || cfg.retention < 0 {
+		return fmt.Errorf("--telemetry-every %s, --telemetry-retention %s: give 0 or a positive duration", cfg.sampleEvery, cfg.retention)
+	}
+	srv.SetTelemetry(cfg.sampleEvery, cfg.retention)
+	srv.SetCheckpointAtPeak(cfg.checkpoint)
+	if cfg.dailyReport != "" {
+		if _, err := tariff.ParseSchedule(cfg.dailyReport); err != nil {
+			return fmt.Errorf("--daily-report: %w", err)
+		}
+	}
 	caFile := cfg.ca
 	if cfg.tlsAuto {
 		var hosts []string
@@ -261,7 +279,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	addr := scheme + "://" + net.JoinHostPort(host, fmt.Sprint(tcp.Port))
 	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	log.Info("schedulerd serving", "addr", addr, "data", db.Path(), "tls", useTLS, "ca", caFile)
+	log.Info("schedulerd serving", "addr", addr, "dashboard", addr+"/?token=TOKEN", "data", db.Path(), "tls", useTLS, "ca", caFile)
 	newClient := func(name, role string) (*client.Client, error) {
 		c, err := client.New(addr)
 		if err != nil {
