@@ -31,6 +31,11 @@ func (s *Server) samples(node string, hb api.Heartbeat, now time.Time) func(*sto
 			}
 			b.NodeSamples = map[string]api.NodeSample{node: ns}
 		}
+		// Listing the jobs costs a pass over all of them: do it only when
+		// this node's job series may be due, not on every heartbeat.
+		if !due("jobs-of/" + node) {
+			return
+		}
 		power := map[int]float64{}
 		for _, g := range hb.GPUs {
 			power[g.Index] = g.PowerW
