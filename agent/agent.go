@@ -116,7 +116,10 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("--data-root %s: %w; give an existing directory that holds the datasets", cfg.DataRoot, err)
 	}
 	cfg.DataRoot = root
-	return &Agent{cfg: cfg, tasks: map[string]*task{}}, nil
+	if cfg.PowerTimeout <= 0 {
+		cfg.PowerTimeout = 5 * time.Minute
+	}
+	return &Agent{cfg: cfg, tasks: map[string]*task{}, power: api.PowerOn}, nil
 }
 
 // Run registers and heartbeats until ctx ends, then stops its jobs (train

@@ -60,12 +60,20 @@ func TestDaemonAndSimulatorDecideAlike(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.SetNodeTimeout(0)
+	tok, err := srv.EphemeralToken("tester", RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ts := httptest.NewServer(srv.Handler())
 	defer ts.Close()
+	defer srv.Close()
 	post := func(path string, body any, out any) {
 		t.Helper()
 		b, _ := json.Marshal(body)
-		resp, err := http.Post(ts.URL+path, "application/json", bytes.NewReader(b))
+		req, _ := http.NewRequest("POST", ts.URL+path, bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

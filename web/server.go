@@ -28,11 +28,12 @@ const maxBodyBytes = 1 << 20
 type Server struct {
 	// mu guards core. Events apply under it and queue their changes before
 	// they let go of it, so the queue keeps the core's order.
-	mu   sync.Mutex
-	core *scheduler.Core
-	db   *storage.DB
-	now  func() time.Time
-	log  *slog.Logger
+	mu     sync.Mutex
+	core   *scheduler.Core
+	policy scheduler.Policy
+	db     *storage.DB
+	now    func() time.Time
+	log    *slog.Logger
 
 	models models
 	// ext holds the tariff, telemetry and dashboard state (extras.go).
@@ -46,10 +47,24 @@ type Server struct {
 	tracer  trace.Tracer
 }
 
-// New loads the stored state (jobs, nodes, tokens) into a fresh core and
-// starts the commit loop; Close (safe to call twice) stops it.
+// New loads the stored state into a fresh core running the default policy.
 func New(db *storage.DB, log *slog.Logger, now func() time.Time) (*Server, error) {
-	s := &Server{core: scheduler.New(), db: db, now: now, log: log,
+	p, err := scheduler.PolicyByName(scheduler.DefaultPolicy)
+	if err != nil {
+		return nil, err
+	}
+	return NewWithPolicy(db, log, now, p)
+}
+
+// NewWithPolicy loads the stored state (jobs, nodes, tokens) into a fresh
+// core running policy p and starts the commit loop; Close (safe to call
+// twice) stops it.
+func NewWithPolicy(db *storage.DB, log *slog.Logger, now func() time.Time, p scheduler.Policy) (*Server, error) {
+	core, err := scheduler.NewWithPolicy(p)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{core: core, policy: p, db: db, now: now, log: log,
 		commits: newCommitter(), tracer: otel.Tracer("github.com/joulehq/joule/web")}
 	s.save = db.Apply
 	s.ext = newExtras()

@@ -38,9 +38,18 @@ Job directories (spec, log, checkpoint, metrics) live in --jobs-dir: give
 nodes a shared one so that a train job requeued to another node resumes from
 its checkpoint.
 
+When schedulerd suspends an idle node (policy energy), the agent first sets
+every GPU to its minimum power limit, then runs --suspend-program NODE-NAME;
+to wake it, --resume-program NODE-NAME, and only then starts the node's jobs.
+Like Slurm's SuspendProgram/ResumeProgram. The agent keeps heartbeating, so
+the programs must leave its host reachable. A simulated node models the
+suspended state (its GPUs draw nothing) with or without programs.
+
 Examples:
   agent --scheduler https://10.0.0.5:7070 --ca ca.crt --token-file agent.token --name gpu-node-01 --data-root /datasets
   agent --sim dgxh100 --name sim-1 --data-dir /tmp/sim-1 --token-file sim-1.token
+  agent --name gpu-node-01 --token-file agent.token --suspend-program /usr/local/sbin/node-suspend \
+        --resume-program /usr/local/sbin/node-resume
 
 Flags:
 `
@@ -67,6 +76,8 @@ func run(args []string, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "./joule-agent", "directory for job files, checkpoints and models")
 	interval := fs.Duration("heartbeat", 2*time.Second, "heartbeat interval")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	suspendProg := fs.String("suspend-program", "", "run as `PROGRAM NODE-NAME` when schedulerd suspends this idle node")
+	resumeProg := fs.String("resume-program", "", "run as `PROGRAM NODE-NAME` when schedulerd wakes this node")
 	tokenFile := fs.String("token-file", "", "file holding this node's agent token (env JOULE_TOKEN otherwise)")
 	caFile := fs.String("ca", os.Getenv("JOULE_CA"), "CA certificate to trust for an https scheduler (env JOULE_CA)")
 	dataRoot := fs.String("data-root", "", "the only directory jobs may read datasets from (default --data-dir)")
@@ -119,6 +130,7 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}
 	cfg := agent.Config{Name: *name, Client: c, Interval: *interval, DataDir: *dataDir, Log: log,
+		SuspendProgram: *suspendProg, ResumeProgram: *resumeProg,
 		DataRoot: *dataRoot, JobsDir: *jobsDir}
 	var lib nvml.Interface
 	if *sim != "" {

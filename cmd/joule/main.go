@@ -39,7 +39,7 @@ type env struct {
 type opts struct {
 	server string
 	ca     string
-	output string // table | json
+	output string // table | json (| a command's own outputs)
 	all    bool
 	// report
 	from, to, by string

@@ -60,8 +60,9 @@ Examples:
   schedulerd --policy fifo-firstfit            the baseline: FIFO, first fit, nodes stay on
   schedulerd --balanced-slowdown 0.05         balanced jobs at most 5% slower under their power limit
 
-The dashboard is served on the same address: open http://127.0.0.1:7070/.
-The GPUs' power budget is set at run time: joule power --help.
+The dashboard is served on the same address: open
+http://127.0.0.1:7070/?token=TOKEN once (an admin or user token; the browser
+keeps it in a cookie).
 
 Policies: energy (default: fair share, EASY backfill, marginal-energy and
 best-fit placement, idle nodes suspended after --idle-timeout) and
@@ -85,6 +86,8 @@ type config struct {
 	tlsHosts    string
 	ca          string
 	pprof       string
+	policy      string
+	idleTimeout time.Duration
 	dailyReport string
 	sampleEvery time.Duration
 	retention   time.Duration
@@ -122,6 +125,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", 2*time.Second, "heartbeat interval of the simulated nodes")
 	fs.DurationVar(&cfg.nodeTimeout, "node-timeout", 30*time.Second, "a node silent this long is marked down and its jobs requeued")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&cfg.policy, "policy", scheduler.DefaultPolicy, "scheduling policy: "+strings.Join(scheduler.PolicyNames(), " or "))
+	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", scheduler.DefaultIdleTimeout, "an empty node stays on this long before policy energy suspends it")
 	fs.StringVar(&cfg.dailyReport, "daily-report", web.DefaultDailyReport, "cron schedule of the daily energy report of the previous UTC day (\"\" turns it off)")
 	fs.DurationVar(&cfg.sampleEvery, "telemetry-every", web.DefaultSampleEvery, "store a power sample per node and per running job at most this often (0 stores none)")
 	fs.BoolVar(&cfg.checkpoint, "checkpoint-at-peak", false, "at each tariff window edge, checkpoint running deferrable train jobs whose remaining work is cheaper later (deadline kept) and resume them then")
@@ -215,6 +220,16 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return err
 	}
 	defer shutdownTracing()
+	policy, err := scheduler.PolicyByName(cfg.policy)
+	if err != nil {
+		return fmt.Errorf("--policy: %w", err)
+	}
+	if cfg.idleTimeout <= 0 {
+		return fmt.Errorf("--idle-timeout %s: give a duration > 0, e.g. 15m", cfg.idleTimeout)
+	}
+	if policy.SuspendIdle {
+		policy.IdleTimeout = cfg.idleTimeout
+	}
 	db, err := storage.Open(cfg.dataDir)
 	if err != nil {
 		return err
@@ -230,7 +245,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if created {
 		log.Info("wrote the first admin token", "file", tokenPath)
 	}
-	srv, err := web.New(db, log, time.Now)
+	srv, err := web.NewWithPolicy(db, log, time.Now, policy)
 	if err != nil {
 		return err
 	}
