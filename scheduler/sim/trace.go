@@ -59,8 +59,10 @@ func ReadTrace(r io.Reader) ([]Job, error) {
 		j := Job{ID: field("job_id")}
 		num := func(name string) (int64, error) {
 			v, err := strconv.ParseFloat(field(name), 64)
-			if err != nil || v < 0 {
-				return 0, fmt.Errorf("trace line %d: %s = %q is not a number >= 0", line, name, field(name))
+			// NaN and huge values would wrap to negative int64s (found by
+			// FuzzReadTrace): refuse them with the negatives.
+			if err != nil || !(v >= 0 && v <= 1<<53) {
+				return 0, fmt.Errorf("trace line %d: %s = %q is not a number in 0..2^53", line, name, field(name))
 			}
 			return int64(v), nil
 		}
