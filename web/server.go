@@ -384,7 +384,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		var ch scheduler.Changes
 		reply, ch = s.core.Heartbeat(node, hb, now)
 		b := batchOf(ch)
-		s.samples(node, hb, now)(&b) // telemetry samples, when due (telemetry.go)
+		s.samples(node, hb, reply.Run, now)(&b) // telemetry samples, when due (telemetry.go)
 		return b, nil
 	})
 	if err != nil {
