@@ -94,6 +94,22 @@ func New(cfg Config) (*Agent, error) {
 		}
 		cfg.Exe = exe
 	}
+	if cfg.Profile == (power.ProfileSettings{}) {
+		cfg.Profile = power.DefaultProfileSettings()
+	}
+	if err := cfg.Profile.Validate(); err != nil {
+		return nil, fmt.Errorf("agent power profile: %w", err)
+	}
+	if cfg.ProfileTick <= 0 {
+		cfg.ProfileTick = defaultProfileTick
+	}
+	// Train children run in their job directory: every path handed to them
+	// must be absolute.
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("agent data dir: %w", err)
+	}
+	cfg.DataDir = dataDir
 	if cfg.JobsDir == "" {
 		cfg.JobsDir = filepath.Join(cfg.DataDir, "jobs")
 	}
@@ -119,7 +135,8 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.PowerTimeout <= 0 {
 		cfg.PowerTimeout = 5 * time.Minute
 	}
-	return &Agent{cfg: cfg, tasks: map[string]*task{}, power: api.PowerOn}, nil
+	return &Agent{cfg: cfg, tasks: map[string]*task{}, power: api.PowerOn, allocated: map[int]float64{},
+		limitErr: map[int]string{}, profiling: map[int]bool{}}, nil
 }
 
 // Run registers and heartbeats until ctx ends, then stops its jobs (train

@@ -28,6 +28,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// examplesRoot is the repository's examples/, the fixture agent's data root
+// (absolute: some tests change directory).
+var examplesRoot, _ = filepath.Abs("../examples")
+
 type fixture struct {
 	t     *testing.T
 	c     *client.Client
@@ -65,9 +69,13 @@ func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(Config{Name: "node-a", Client: ac, NVML: sim.NVML(), Sim: sim,
+	cfg := Config{Name: "node-a", Client: ac, NVML: sim.NVML(), Sim: sim,
 		Interval: 100 * time.Millisecond, DataDir: t.TempDir(), Exe: os.Args[0], Log: quiet,
-		DataRoot: "../examples"})
+		DataRoot: examplesRoot}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -199,6 +199,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/jobs/{id}", s.authed(s.getJob, all...))
 	mux.HandleFunc("POST /api/v1/jobs/{id}/cancel", s.authed(s.cancel, RoleAdmin, RoleUser))
 	mux.HandleFunc("GET /api/v1/nodes", s.authed(s.listNodes, all...))
+	mux.HandleFunc("GET /api/v1/power/budget", s.authed(s.getBudget, all...))
+	mux.HandleFunc("PUT /api/v1/power/budget", s.authed(s.putBudget, RoleAdmin))
 	mux.HandleFunc("POST /api/v1/agents/{node}/register", s.authed(s.heartbeat, RoleAdmin, RoleAgent))
 	mux.HandleFunc("POST /api/v1/agents/{node}/heartbeat", s.authed(s.heartbeat, RoleAdmin, RoleAgent))
 	mux.HandleFunc("POST /api/v1/tokens", s.authed(s.createToken, RoleAdmin))

@@ -45,9 +45,17 @@ Like Slurm's SuspendProgram/ResumeProgram. The agent keeps heartbeating, so
 the programs must leave its host reachable. A simulated node models the
 suspended state (its GPUs draw nothing) with or without programs.
 
+schedulerd sends a power limit for every GPU with each heartbeat reply; the
+agent sets it through NVML (on real GPUs that needs root: a refusal is logged
+and shown by "joule nodes -o json" as the GPU's limit_error). The agent records
+each GPU's default limit on start and restores it when it exits cleanly. When
+schedulerd asks, a new job's GPUs are stepped through a few limits (the
+--profile-* flags) to learn its throughput-versus-limit curve.
+
 Examples:
   agent --scheduler https://10.0.0.5:7070 --ca ca.crt --token-file agent.token --name gpu-node-01 --data-root /datasets
   agent --sim dgxh100 --name sim-1 --data-dir /tmp/sim-1 --token-file sim-1.token
+  agent --sim dgxh100 --token-file sim-1.token --profile-step 50 --profile-measure 2s
   agent --name gpu-node-01 --token-file agent.token --suspend-program /usr/local/sbin/node-suspend \
         --resume-program /usr/local/sbin/node-resume
 
@@ -78,6 +86,11 @@ func run(args []string, stderr io.Writer) int {
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	suspendProg := fs.String("suspend-program", "", "run as `PROGRAM NODE-NAME` when schedulerd suspends this idle node")
 	resumeProg := fs.String("resume-program", "", "run as `PROGRAM NODE-NAME` when schedulerd wakes this node")
+	prof := power.DefaultProfileSettings()
+	fs.Float64Var(&prof.StepW, "profile-step", prof.StepW, "power profiling: watts between the limits a new job is profiled at")
+	fs.IntVar(&prof.MaxSteps, "profile-steps", prof.MaxSteps, "power profiling: how many limits below the job's uncapped draw")
+	fs.DurationVar(&prof.Warmup, "profile-warmup", prof.Warmup, "power profiling: settling time at each limit before measuring")
+	fs.DurationVar(&prof.Measure, "profile-measure", prof.Measure, "power profiling: how long throughput and power are averaged at each limit")
 	tokenFile := fs.String("token-file", "", "file holding this node's agent token (env JOULE_TOKEN otherwise)")
 	caFile := fs.String("ca", os.Getenv("JOULE_CA"), "CA certificate to trust for an https scheduler (env JOULE_CA)")
 	dataRoot := fs.String("data-root", "", "the only directory jobs may read datasets from (default --data-dir)")
@@ -129,7 +142,11 @@ func run(args []string, stderr io.Writer) int {
 			return fail(err)
 		}
 	}
-	cfg := agent.Config{Name: *name, Client: c, Interval: *interval, DataDir: *dataDir, Log: log,
+	if err := prof.Validate(); err != nil {
+		fmt.Fprintf(stderr, "agent: %v (see agent --help)\n", err)
+		return 2
+	}
+	cfg := agent.Config{Name: *name, Client: c, Interval: *interval, DataDir: *dataDir, Log: log, Profile: prof,
 		SuspendProgram: *suspendProg, ResumeProgram: *resumeProg,
 		DataRoot: *dataRoot, JobsDir: *jobsDir}
 	var lib nvml.Interface

@@ -9,32 +9,34 @@ import (
 	"github.com/joulehq/joule/web/client"
 )
 
-// h100Node registers one 8-GPU H100 node on the server at url.
-func h100Node(t *testing.T, url string) {
+// h100Node registers one 8-GPU H100 node on the server at url (token: an
+// admin token).
+func h100Node(t *testing.T, url, token string) {
 	t.Helper()
 	hb := api.Heartbeat{GPUs: make([]api.GPU, 8)}
 	for i := range hb.GPUs {
 		hb.GPUs[i] = api.GPU{Index: i, UUID: "GPU-" + string(rune('a'+i)), Model: "NVIDIA H100 80GB HBM3", MinLimitW: 200, MaxLimitW: 700, PowerW: 72}
 	}
 	c, _ := client.New(url)
+	c.Token = token
 	if _, err := c.Register(t.Context(), "node-a", hb); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestPowerSetAndShow(t *testing.T) {
-	url := realServer(t, now)
-	h100Node(t, url)
-	r := runCLI(t, nil, "", "--server", url, "power")
+	url, tok := realServer(t, now)
+	h100Node(t, url, tok)
+	r := runCLI(t, map[string]string{"JOULE_TOKEN": tok}, "", "--server", url, "power")
 	if r.code != 0 || !strings.Contains(r.stdout, "IN FORCE") || !strings.Contains(r.stdout, "none") || !strings.Contains(r.stdout, "MIN DRAW     1600 W") {
 		t.Fatalf("show with no budget: %+v", r)
 	}
-	r = runCLI(t, nil, "", "--server", url, "power", "--default", "4kW", "--node-max", "3500W",
+	r = runCLI(t, map[string]string{"JOULE_TOKEN": tok}, "", "--server", url, "power", "--default", "4kW", "--node-max", "3500W",
 		"--window", "0 0 * * *|0 6 * * *|5kW")
 	if r.code != 0 || !strings.Contains(r.stdout, "IN FORCE     4000 W  (default)") || !strings.Contains(r.stdout, "WINDOW 1     5000 W  0 0 * * * -> 0 6 * * *") {
 		t.Fatalf("set: %+v", r)
 	}
-	r = runCLI(t, nil, "", "--server", url, "power", "-o", "json")
+	r = runCLI(t, map[string]string{"JOULE_TOKEN": tok}, "", "--server", url, "power", "-o", "json")
 	var st api.PowerBudgetStatus
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.Budget.NodeMaxW != 3500 || st.WattsNow != 4000 {
 		t.Fatalf("json: %+v %v", st, err)
@@ -44,7 +46,7 @@ func TestPowerSetAndShow(t *testing.T) {
 		{"--default", "1kW"},
 		{"--default", "4kW", "--window", "CRON_TZ=UTC|0 6 * * *|5kW"},
 	} {
-		r = runCLI(t, nil, "", append([]string{"--server", url, "power"}, args...)...)
+		r = runCLI(t, map[string]string{"JOULE_TOKEN": tok}, "", append([]string{"--server", url, "power"}, args...)...)
 		if r.code != 1 || !strings.Contains(r.stderr, "power budget") {
 			t.Errorf("%v: %+v, want exit 1 and the server's reason", args, r)
 		}
@@ -53,21 +55,21 @@ func TestPowerSetAndShow(t *testing.T) {
 		{"--default", "lots"},
 		{"--window", "0 0 * * *|5kW"},
 	} {
-		r = runCLI(t, nil, "", append([]string{"--server", url, "power"}, args...)...)
+		r = runCLI(t, map[string]string{"JOULE_TOKEN": tok}, "", append([]string{"--server", url, "power"}, args...)...)
 		if r.code == 0 || !strings.Contains(r.stderr, "400kW") {
 			t.Errorf("%v: %+v, want an error with an example", args, r)
 		}
 	}
-	r = runCLI(t, nil, "", "--server", url, "power", "-o", "json")
+	r = runCLI(t, map[string]string{"JOULE_TOKEN": tok}, "", "--server", url, "power", "-o", "json")
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.WattsNow != 4000 || len(st.Budget.Windows) != 1 {
 		t.Fatalf("a refused budget changed it: %+v", st)
 	}
 	// From a file on stdin, then cleared.
-	r = runCLI(t, nil, `{"default_w": 2500}`, "--server", url, "power", "--set", "-")
+	r = runCLI(t, map[string]string{"JOULE_TOKEN": tok}, `{"default_w": 2500}`, "--server", url, "power", "--set", "-")
 	if r.code != 0 || !strings.Contains(r.stdout, "2500 W") {
 		t.Fatalf("--set -: %+v", r)
 	}
-	r = runCLI(t, nil, "", "--server", url, "power", "--clear")
+	r = runCLI(t, map[string]string{"JOULE_TOKEN": tok}, "", "--server", url, "power", "--clear")
 	if r.code != 0 || !strings.Contains(r.stdout, "none") {
 		t.Fatalf("--clear: %+v", r)
 	}

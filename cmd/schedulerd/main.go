@@ -63,6 +63,7 @@ Examples:
 The dashboard is served on the same address: open
 http://127.0.0.1:7070/?token=TOKEN once (an admin or user token; the browser
 keeps it in a cookie).
+The GPUs' power budget is set at run time: joule power --help.
 
 Policies: energy (default: fair share, EASY backfill, marginal-energy and
 best-fit placement, idle nodes suspended after --idle-timeout) and
@@ -92,6 +93,7 @@ type config struct {
 	sampleEvery time.Duration
 	retention   time.Duration
 	checkpoint  bool
+	power       scheduler.PowerConfig
 }
 
 func main() {
@@ -127,6 +129,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.policy, "policy", scheduler.DefaultPolicy, "scheduling policy: "+strings.Join(scheduler.PolicyNames(), " or "))
 	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", scheduler.DefaultIdleTimeout, "an empty node stays on this long before policy energy suspends it")
+	cfg.power = scheduler.DefaultPowerConfig()
+	fs.Float64Var(&cfg.power.MaxSlowdown, "balanced-slowdown", cfg.power.MaxSlowdown, "power capping: how much slower than uncapped a balanced job may run (0.10 = 10% more time)")
+	fs.Float64Var(&cfg.power.AdmitRel, "admit-speed", cfg.power.AdmitRel, "power capping: a queued job starts only if every running job keeps this share of its operating speed under the budget")
+	fs.BoolVar(&cfg.power.Profile, "profile", cfg.power.Profile, "power capping: have agents profile each new job's power limits (false: use the power model's curve)")
 	fs.StringVar(&cfg.dailyReport, "daily-report", web.DefaultDailyReport, "cron schedule of the daily energy report of the previous UTC day (\"\" turns it off)")
 	fs.DurationVar(&cfg.sampleEvery, "telemetry-every", web.DefaultSampleEvery, "store a power sample per node and per running job at most this often (0 stores none)")
 	fs.BoolVar(&cfg.checkpoint, "checkpoint-at-peak", false, "at each tariff window edge, checkpoint running deferrable train jobs whose remaining work is cheaper later (deadline kept) and resume them then")
