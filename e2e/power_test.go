@@ -18,7 +18,7 @@ func TestPowerBudgetMovesLimits(t *testing.T) {
 	c := newCluster(t)
 	const beat = 300 * time.Millisecond
 	c.start("agent-a", "agent", "--sim", "dgxh100", "--name", "agent-a", "--scheduler", c.url,
-		"--heartbeat", beat.String(), "--data-dir", filepath.Join(c.dir, "agent-a"),
+		"--heartbeat", beat.String(), "--data-dir", filepath.Join(c.dir, "agent-a"), "--token-file", c.agentToken("agent-a"),
 		"--profile-step", "50", "--profile-steps", "3", "--profile-warmup", "200ms", "--profile-measure", "600ms")
 	nodes := func() []api.Node {
 		var n []api.Node
