@@ -268,6 +268,15 @@ func TestMetricsExposeGPUPowerAndEnergyByUser(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("/metrics: %d %s", status, body)
 	}
+	if strings.Contains(body, "joule_power_budget_watts ") {
+		t.Errorf("/metrics shows a budget while none is set")
+	}
+	if status, b := f.do("PUT", "/api/v1/power/budget", f.admin, `{"default_w": 5000}`); status != 200 {
+		t.Fatalf("set budget: %d %s", status, b)
+	}
+	if _, b := f.do("GET", "/metrics", f.admin, nil); !strings.Contains(b, "joule_power_budget_watts 5000") {
+		t.Errorf("/metrics lacks joule_power_budget_watts 5000 after setting the budget")
+	}
 	for _, want := range []string{
 		`joule_gpu_power_watts{gpu="0",node="node-a"} 312.5`,
 		`joule_gpu_power_watts{gpu="1",node="node-a"} 80`,
@@ -280,6 +289,7 @@ func TestMetricsExposeGPUPowerAndEnergyByUser(t *testing.T) {
 		`joule_user_energy_joules_total{user="carol"} 250`,
 		`joule_project_energy_joules_total{project="vision"} 250`,
 		`joule_schedule_duration_seconds_bucket{event="heartbeat"`,
+		`joule_power_allocated_watts `,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -28,6 +28,8 @@ import (
 //	joule_gpu_utilization_ratio{node,gpu}      0..1
 //	joule_gpu_energy_joules_total{node,gpu}    the GPU's energy counter
 //	joule_cluster_power_watts                  measured power of every GPU on up nodes
+//	joule_power_budget_watts                   the GPU power budget in force (absent: none)
+//	joule_power_allocated_watts                the power limits allocated now
 //	joule_nodes{state}                         nodes by state
 //	joule_jobs{state}                          jobs by state
 //	joule_user_energy_joules_total{user}       energy of every job, by user
@@ -35,8 +37,6 @@ import (
 //	joule_schedule_duration_seconds{event}     time the core spent on one event
 //	joule_commit_batch                         requests per synced write (group commit)
 //	joule_commit_duration_seconds              time of one synced write
-//
-// No budget gauge yet: cluster power budgets are not built (issue 6).
 type Metrics struct {
 	handler  http.Handler
 	schedule metric.Float64Histogram
@@ -83,6 +83,8 @@ func newMetrics(s *Server) (*Metrics, error) {
 	gpuUtil := gauge("joule.gpu.utilization", "1", "GPU utilisation, 0..1")
 	gpuEnergy := counter("joule.gpu.energy", "J", "the GPU's total-energy counter")
 	clusterPower := gauge("joule.cluster.power", "W", "measured power of every GPU on up nodes")
+	budget := gauge("joule.power.budget", "W", "the GPU power budget in force; absent when none is set")
+	allocated := gauge("joule.power.allocated", "W", "the sum of busy GPUs' limits and idle GPUs' draw, as allocated now")
 	nodes := gauge("joule.nodes", "", "nodes by state")
 	jobs := gauge("joule.jobs", "", "jobs by state")
 	userEnergy := counter("joule.user.energy", "J", "energy of every job, by the job's user")
@@ -111,7 +113,12 @@ func newMetrics(s *Server) (*Metrics, error) {
 	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		s.mu.Lock()
 		ns, js := s.core.Nodes(), s.core.Jobs()
+		bs := s.core.BudgetStatus(s.now())
 		s.mu.Unlock()
+		if bs.WattsNow > 0 {
+			o.ObserveFloat64(budget, bs.WattsNow)
+		}
+		o.ObserveFloat64(allocated, bs.AllocatedW)
 		var clusterW float64
 		nodeStates := map[string]int{api.NodeUp: 0, api.NodeDown: 0}
 		for _, n := range ns {
@@ -151,7 +158,7 @@ func newMetrics(s *Server) (*Metrics, error) {
 			o.ObserveFloat64(projectEnergy, projects[p], metric.WithAttributes(attribute.String("project", p)))
 		}
 		return nil
-	}, gpuPower, gpuLimit, gpuUtil, gpuEnergy, clusterPower, nodes, jobs, userEnergy, projectEnergy)
+	}, gpuPower, gpuLimit, gpuUtil, gpuEnergy, clusterPower, budget, allocated, nodes, jobs, userEnergy, projectEnergy)
 	if err != nil {
 		return nil, fmt.Errorf("metrics callback: %w", err)
 	}
