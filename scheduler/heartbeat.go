@@ -23,6 +23,9 @@ func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.Hear
 	c.meterEnergy(n, hb.GPUs, now, &ch)
 	c.accountBudget(now)
 	c.unindex(n)
+	if n.State != api.NodeUp {
+		c.markAllocStale()
+	}
 	n.State, n.LastHeartbeat = api.NodeUp, now.UTC()
 	if n.idleSince.IsZero() {
 		n.idleSince = now
@@ -222,6 +225,7 @@ func (c *Core) Tick(now time.Time) Changes {
 func (c *Core) nodeDown(n *nodeState, now time.Time, ch *Changes) {
 	c.unindex(n)
 	n.State = api.NodeDown
+	c.markAllocStale()
 	ch.addNode(n)
 	ids := make([]string, 0, len(n.jobs))
 	for id := range n.jobs {

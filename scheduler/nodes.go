@@ -148,6 +148,7 @@ func (c *Core) hold(j *jobRec, now time.Time) {
 
 // release frees a job's GPUs on its node(s).
 func (c *Core) release(j *jobRec, now time.Time) {
+	c.markAllocStale()
 	for _, name := range j.nodeNames() {
 		n := c.nodes[name]
 		if n == nil {

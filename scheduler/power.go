@@ -61,6 +61,15 @@ type powerState struct {
 	// heartbeats change nothing the allocation depends on.
 	cacheKey uint64
 	cache    *power.Allocation
+	// cacheAt is when the cache was last checked against the state; stale
+	// forces the next check (a job started or ended, a node came or went,
+	// the budget changed); fresh says the allocation changed since the jobs'
+	// limits were last recorded.
+	cacheAt time.Time
+	stale   bool
+	fresh   bool
+	// models memoises power.ModelByName per GPU name.
+	models map[string]power.Model
 	// refused remembers, within one Schedule pass, the fewest GPUs a job
 	// of each policy (with no curve of its own) was refused power for, and
 	// why: within a pass demand only grows, so a job as large or larger with
@@ -73,14 +82,28 @@ type refusal struct {
 	reason string
 }
 
-// allocate is power.Allocate over the current state, memoised on its input.
+// allocRefresh bounds how long an allocation is reused while nothing but
+// telemetry changed. Gathering the allocation's input reads every GPU of the
+// cluster, too much for every heartbeat of a large one; events that change
+// placements mark it stale at once.
+const allocRefresh = 250 * time.Millisecond
+
+// markAllocStale makes the next allocate look at the state again.
+func (c *Core) markAllocStale() { c.pw.stale = true }
+
+// allocate is power.Allocate over the current state, memoised on its input
+// and rechecked at most every allocRefresh unless marked stale.
 func (c *Core) allocate(now time.Time) power.Allocation {
+	if c.pw.cache != nil && !c.pw.stale && !now.Before(c.pw.cacheAt) && now.Sub(c.pw.cacheAt) < allocRefresh {
+		return *c.pw.cache
+	}
 	in := c.allocInput(now)
 	key := fingerprint(in)
 	if c.pw.cache == nil || c.pw.cacheKey != key {
 		a := power.Allocate(in)
-		c.pw.cache, c.pw.cacheKey = &a, key
+		c.pw.cache, c.pw.cacheKey, c.pw.fresh = &a, key, true
 	}
+	c.pw.cacheAt, c.pw.stale = now, false
 	return *c.pw.cache
 }
 
@@ -139,8 +162,10 @@ func (c *Core) SetBudget(b api.PowerBudget) (api.PowerBudget, error) {
 		return api.PowerBudget{}, err
 	}
 	c.pw.budget = p
+	c.markAllocStale()
 	if b.DefaultW == 0 && len(b.Windows) == 0 {
 		c.pw.budget = nil
+		c.markAllocStale()
 	}
 	return p.Budget(), nil
 }
@@ -153,6 +178,7 @@ func (c *Core) RestoreBudget(b api.PowerBudget) error {
 		return fmt.Errorf("stored power budget: %w", err)
 	}
 	c.pw.budget = p
+	c.markAllocStale()
 	return nil
 }
 
@@ -245,8 +271,15 @@ func (c *Core) sortedNodeNames() []string {
 
 // gpuModel is the power model for a GPU: the calibrated one for its name, or
 // one built from its reported constraints.
-func gpuModel(g api.GPU) power.Model {
+func (c *Core) gpuModel(g api.GPU) power.Model {
+	if m, ok := c.pw.models[g.Model]; ok {
+		return m
+	}
 	if m, err := power.ModelByName(g.Model); err == nil {
+		if c.pw.models == nil {
+			c.pw.models = map[string]power.Model{}
+		}
+		c.pw.models[g.Model] = m
 		return m
 	}
 	return power.Model{Name: g.Model, IdleW: 0.1 * g.MaxLimitW, PeakW: 0.7 * g.MaxLimitW,
@@ -283,7 +316,7 @@ func (c *Core) allocInput(now time.Time) power.AllocInput {
 			if !cappable(g) {
 				continue
 			}
-			m := gpuModel(g)
+			m := c.gpuModel(g)
 			ag := power.AllocGPU{Node: name, Index: g.Index, MinLimitW: g.MinLimitW, MaxLimitW: g.MaxLimitW, IdleW: m.IdleW}
 			if id, ok := n.holder[g.Index]; ok && c.jobs[id] != nil {
 				ag.Job = id
@@ -343,14 +376,14 @@ func (c *Core) powerAdmits(j *jobRec, d *decision, now time.Time) string {
 			for _, g := range n.GPUs {
 				if cappable(g) {
 					in.GPUs = append(in.GPUs, power.AllocGPU{Node: n.Name, Index: g.Index,
-						MinLimitW: g.MinLimitW, MaxLimitW: g.MaxLimitW, IdleW: gpuModel(g).IdleW})
+						MinLimitW: g.MinLimitW, MaxLimitW: g.MaxLimitW, IdleW: c.gpuModel(g).IdleW})
 				}
 			}
 		}
 		for _, g := range n.GPUs {
 			if _, busy := n.holder[g.Index]; !busy && need > 0 && cappable(g) {
 				taken[n.Name][g.Index] = true
-				m = gpuModel(g)
+				m = c.gpuModel(g)
 				need--
 			}
 		}
@@ -388,6 +421,10 @@ func (c *Core) PowerLimits(now time.Time) map[string]float64 {
 // running job's limit (changed jobs go into ch) and returns the allocation.
 func (c *Core) applyLimits(now time.Time, ch *Changes) power.Allocation {
 	a := c.allocate(now)
+	if !c.pw.fresh {
+		return a // the jobs' limits already match this allocation
+	}
+	c.pw.fresh = false
 	for _, j := range c.jobs {
 		if j.State != api.StateRunning && j.PowerLimitW == 0 {
 			continue
@@ -407,11 +444,13 @@ func (c *Core) applyProfile(j *api.Job, r api.JobReport) bool {
 	}
 	if r.ProfileError != "" {
 		j.ProfileError = r.ProfileError
+		c.markAllocStale()
 		return true
 	}
 	if len(r.Profile) == 0 {
 		return false
 	}
+	c.markAllocStale() // profiling ends: the job moves to its operating point
 	s := make([]power.LimitSample, len(r.Profile))
 	for i, p := range r.Profile {
 		s[i] = power.LimitSample{LimitW: p.LimitW, Throughput: p.Throughput, PowerW: p.PowerW}

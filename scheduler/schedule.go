@@ -413,5 +413,6 @@ func (c *Core) start(j *jobRec, d *decision, res *reservation, now time.Time) (w
 		j.Reason = fmt.Sprintf("waiting for %s to wake up (ready at %s)", first.Name, clockAt(startAt))
 	}
 	c.hold(j, now)
+	c.markAllocStale()
 	return woken
 }
