@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"net"
 	"net/http"
@@ -39,12 +40,35 @@ func buildBinaries(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("end-to-end test builds and runs the binaries; skipped with -short")
 	}
+	statSources(t)
 	bin := t.TempDir()
 	cmd := exec.Command("go", "build", "-o", bin, "../cmd/schedulerd", "../cmd/agent", "../cmd/joule")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// statSources stats every file of the module. go test caches a result
+// keyed on the files the test stats, so this keeps a cached pass from
+// outliving a change to the binaries' sources, which the go build above
+// reads behind the test cache's back.
+func statSources(t *testing.T) {
+	t.Helper()
+	err := filepath.WalkDir("..", func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir() && p != ".." && strings.HasPrefix(d.Name(), "."):
+			return filepath.SkipDir // .git, .gpu, .ci
+		case !d.IsDir():
+			_, err = os.Stat(p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("stat the sources: %v", err)
+	}
 }
 
 func freePort(t *testing.T) string {
