@@ -43,6 +43,12 @@ type Policy struct {
 	// PowerCap holds the GPUs under a power budget (power.go): the
 	// simulator's energy+cap replays give every job its limit and pace.
 	PowerCap bool
+	// OffPeak says the policy defers work to cheap tariff windows. The core
+	// always plans jobs that ask for it (Spec.Deferrable, offpeak.go); under
+	// an OffPeak policy the simulator submits its deferrable fraction of the
+	// trace as such jobs and re-plans at every tariff window edge in virtual
+	// time, as the daemon does on its cron schedule.
+	OffPeak bool
 	// MultiNode lets a job larger than one node run gang-placed on whole
 	// free nodes (the simulator uses it for the ITP traces; schedulerd
 	// refuses such jobs at submit).
@@ -98,6 +104,14 @@ var policies = map[string]func() Policy{
 		p.Name, p.PowerCap = "energy+cap", true
 		return p
 	},
+	// Issue 7's: energy+cap with off-peak deferral: deferrable jobs wait for
+	// the cheapest tariff window that meets their deadline. Like
+	// energy+cap, it needs a budget in the simulator.
+	"energy+cap+offpeak": func() Policy {
+		p := energyPolicy()
+		p.Name, p.PowerCap, p.OffPeak = "energy+cap+offpeak", true, true
+		return p
+	},
 }
 
 // energyPolicy is issue 5's policy: fair share, EASY backfill,
@@ -125,14 +139,25 @@ const DefaultPolicy = "energy"
 // simulate` runs and prints them in, and compares each to the first.
 var policyOrder = []string{"fifo-firstfit", "energy"}
 
-// PolicyNames lists the known policies, the baseline first.
+// PolicyNames lists the policies run by default, the baseline first.
 func PolicyNames() []string { return slices.Clone(policyOrder) }
+
+// budgetPolicies lists the policies that need a power budget (PowerCap), in
+// the order the simulator runs them after PolicyNames when given one.
+var budgetPolicies = []string{"energy+cap", "energy+cap+offpeak"}
+
+// AllPolicyNames lists every known policy: PolicyNames, then the ones that
+// need a power budget.
+func AllPolicyNames() []string { return append(PolicyNames(), budgetPolicies...) }
+
+// BudgetPolicyNames lists the policies that need a power budget.
+func BudgetPolicyNames() []string { return slices.Clone(budgetPolicies) }
 
 // PolicyByName returns a fresh copy of a named policy.
 func PolicyByName(name string) (Policy, error) {
 	f, ok := policies[name]
 	if !ok {
-		return Policy{}, fmt.Errorf("unknown policy %q: use one of %s", name, strings.Join(PolicyNames(), ", "))
+		return Policy{}, fmt.Errorf("unknown policy %q: use one of %s", name, strings.Join(AllPolicyNames(), ", "))
 	}
 	return f(), nil
 }

@@ -43,11 +43,30 @@ schedulerd uses (balanced jobs, the power model's curve, no profiling); jobs
 run at the model's pace under their limits and budget_violation_s counts the
 seconds the GPUs drew more than the budget (0 for the other policies).
 
+Policy energy+cap+offpeak is energy+cap with off-peak deferral: with
+--deferrable-fraction F, a seeded share F of the trace's jobs (the same jobs
+on every run and policy) is deferrable with a deadline 24 h after
+submission, and waits for the cheapest --tariff window that still lets it
+finish by then (the planner's runtime estimate is the job's trace duration,
+as a synthetic job's; a job whose deadline leaves no room starts at once).
+The core re-plans at every tariff window edge in virtual time, as schedulerd
+does on its cron schedule. With F > 0 every policy's result gains an
+"offpeak" object about those jobs (under other policies they are not
+deferred): deferrable_jobs, deferred (made to wait), deadlines_missed
+(finished more than 24 h after submission), deadlines_unmeetable (of those,
+jobs whose trace duration alone is over 24 h), mean_jct_deferrable_s and
+mean_jct_nondeferrable_s.
+
+Without --policy it runs fifo-firstfit and energy, and with --budget-kw also
+energy+cap and energy+cap+offpeak.
+
 Examples:
   schedulerd simulate --trace ../shared/traces/itp_cluster03.csv --nodes 110
   schedulerd simulate --trace ../shared/traces/itp_cluster05.csv --nodes 12 --policy energy -o json
   schedulerd simulate --trace ../shared/traces/itp_cluster05.csv --nodes 12 --policy energy,energy+cap --budget-kw 6
   schedulerd simulate --trace t.csv --cluster nodes.csv --node-power idle=1200,suspended=30,wake=3m
+  schedulerd simulate --trace ../shared/traces/itp_cluster09.csv --nodes 6 --policy fifo-firstfit,energy+cap+offpeak \
+      --budget-kw 40 --tariff examples/tariff-two-rate.json --deferrable-fraction 0.3
 
 The cluster file is a CSV with the columns name,gpus,model (model h100, h200
 or a100).
@@ -56,7 +75,7 @@ Flags:
 `
 
 type simConfig struct {
-	budgetKW                                                        float64
+	budgetKW, deferrable                                            float64
 	trace, cluster, gpu, policies, output, nodePower, start, tariff string
 	nodes                                                           int
 	idleTimeout                                                     time.Duration
@@ -72,7 +91,9 @@ func runSimulate(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.gpu, "gpu", "h100", "GPU of every node with --nodes: h100, h200 or a100")
 	fs.StringVar(&c.cluster, "cluster", "", "a node list CSV (name,gpus,model) instead of --nodes")
 	fs.StringVar(&c.tariff, "tariff", "", "a tariff JSON file (as joule tariff --set takes) for cost and CO2; default: the flat default tariff")
-	fs.StringVar(&c.policies, "policy", strings.Join(scheduler.PolicyNames(), ","), "policies to run side by side, comma-separated")
+	fs.StringVar(&c.policies, "policy", "", "policies to run side by side, comma-separated, of "+strings.Join(scheduler.AllPolicyNames(), ", ")+
+		" (default: "+strings.Join(scheduler.PolicyNames(), ",")+", and with --budget-kw "+strings.Join(scheduler.BudgetPolicyNames(), ",")+")")
+	fs.Float64Var(&c.deferrable, "deferrable-fraction", 0, "share (0 to 1) of the trace's jobs, picked by a fixed seed, that are deferrable with a 24 h deadline (policy energy+cap+offpeak defers them)")
 	fs.StringVar(&c.output, "o", "table", "output: table or json")
 	fs.StringVar(&c.start, "start", sim.DefaultStart.Format(time.RFC3339), "the time trace time zero maps to (RFC 3339)")
 	def := power.DefaultNodePower
@@ -118,6 +139,16 @@ func simulate(c simConfig, stdout, stderr io.Writer) error {
 	nodePower, err := power.ParseNodePower(c.nodePower, power.DefaultNodePower)
 	if err != nil {
 		return fmt.Errorf("--node-power: %w", err)
+	}
+	if !(c.deferrable >= 0 && c.deferrable <= 1) {
+		return fmt.Errorf("--deferrable-fraction %v: give a share from 0 to 1, e.g. 0.3", c.deferrable)
+	}
+	if c.policies == "" {
+		names := scheduler.PolicyNames()
+		if c.budgetKW > 0 {
+			names = append(names, scheduler.BudgetPolicyNames()...)
+		}
+		c.policies = strings.Join(names, ",")
 	}
 	if c.idleTimeout <= 0 {
 		return fmt.Errorf("--idle-timeout %s: give a duration > 0, e.g. 15m", c.idleTimeout)
@@ -195,7 +226,8 @@ func simulate(c simConfig, stdout, stderr io.Writer) error {
 	for i, p := range policies {
 		wg.Go(func() {
 			results[i], errs[i] = sim.Run(jobs, sim.Config{Cluster: cluster, Start: start, Policy: p, Tariff: plan, BudgetW: c.budgetKW * 1000,
-				Progress: func(done, total int) { bar.update(i, done, total) }})
+				DeferrableFraction: c.deferrable,
+				Progress:           func(done, total int) { bar.update(i, done, total) }})
 		})
 	}
 	wg.Wait()
@@ -237,12 +269,30 @@ func renderSimTable(w io.Writer, c simConfig, cluster []sim.NodeSpec, np power.N
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if c.deferrable > 0 {
+		fmt.Fprintf(w, "\ndeferrable fraction %g (deadline 24 h after submission; only off-peak policies defer):\n", c.deferrable)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "policy\tdeferrable\tdeferred\tdeadlines missed\tof them unmeetable\tmean JCT deferrable s\tmean JCT others s\t")
+		for _, r := range results {
+			if o := r.OffPeak; o != nil {
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.0f\t%.0f\t\n", r.Policy, o.DeferrableJobs, o.Deferred,
+					o.DeadlinesMissed, o.DeadlinesUnmeetable, o.MeanJCTDeferrableS, o.MeanJCTNonDeferrableS)
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
 	if len(results) > 1 {
 		base := results[0]
 		fmt.Fprintln(w)
 		for _, r := range results[1:] {
-			fmt.Fprintf(w, "%s vs %s: energy %+.1f%%, mean JCT %+.1f%%\n", r.Policy, base.Policy,
-				pct(r.EnergyKWh, base.EnergyKWh), pct(r.MeanJCTS, base.MeanJCTS))
+			fmt.Fprintf(w, "%s vs %s: energy %+.1f%%, cost %+.1f%%, mean JCT %+.1f%%", r.Policy, base.Policy,
+				pct(r.EnergyKWh, base.EnergyKWh), pct(r.Cost, base.Cost), pct(r.MeanJCTS, base.MeanJCTS))
+			if r.OffPeak != nil && base.OffPeak != nil {
+				fmt.Fprintf(w, ", mean JCT of non-deferrable jobs %+.1f%%", pct(r.OffPeak.MeanJCTNonDeferrableS, base.OffPeak.MeanJCTNonDeferrableS))
+			}
+			fmt.Fprintln(w)
 		}
 	}
 	return nil

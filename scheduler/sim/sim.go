@@ -42,6 +42,45 @@ type Config struct {
 	// (energy+cap): every job runs at the limit the core allocates, at the
 	// power model's pace under it, with the balanced energy policy.
 	BudgetW float64
+	// DeferrableFraction (0..1) picks that share of the trace's jobs,
+	// by index and a fixed seed (Deferrable), as deferrable with a deadline
+	// of scheduler.DefaultDeadline (24 h) after submission. Only an OffPeak
+	// policy submits them as deferrable; every policy reports on the same
+	// jobs (Result.OffPeak), so runs compare like for like.
+	DeferrableFraction float64
+}
+
+// deferrableSeed fixes which trace jobs a deferrable fraction picks.
+const deferrableSeed = 0x6a6f756c65 // "joule"
+
+// Deferrable says whether the trace job at index i is among the deferrable
+// fraction f: a hash of i and a fixed seed, uniform in [0, 1), below f. The
+// choice is the same for every policy and run, and a job picked at some f
+// is picked at every larger f.
+func Deferrable(i int, f float64) bool {
+	x := uint64(deferrableSeed) + uint64(i+1)*0x9e3779b97f4a7c15 // splitmix64
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	x ^= x >> 31
+	return float64(x>>11)/(1<<53) < f
+}
+
+// OffPeakResult reports on the deferrable fraction's jobs, the same trace
+// jobs under every policy (whether or not the policy deferred them).
+type OffPeakResult struct {
+	// DeferrableJobs counts the jobs picked deferrable that ran.
+	DeferrableJobs int `json:"deferrable_jobs"`
+	// DeadlinesMissed counts those that finished after their deadline
+	// (24 h after submission); DeadlinesUnmeetable counts those of them
+	// whose trace duration alone is over 24 h, missed under any policy.
+	DeadlinesMissed     int `json:"deadlines_missed"`
+	DeadlinesUnmeetable int `json:"deadlines_unmeetable"`
+	// MeanJCTNonDeferrableS and MeanJCTDeferrableS are the mean job
+	// completion times of the other jobs and of the deferrable ones.
+	MeanJCTNonDeferrableS float64 `json:"mean_jct_nondeferrable_s"`
+	MeanJCTDeferrableS    float64 `json:"mean_jct_deferrable_s"`
+	// Deferred counts the jobs the planner made wait at least once.
+	Deferred int `json:"deferred"`
 }
 
 // Result is one policy's outcome. The JSON field names are the ones
@@ -59,6 +98,8 @@ type Result struct {
 	MakespanS        float64 `json:"makespan_s"`
 	GPUUtilization   float64 `json:"gpu_utilization"`
 	BudgetViolationS float64 `json:"budget_violation_s"`
+	// OffPeak is present when Config.DeferrableFraction > 0.
+	OffPeak *OffPeakResult `json:"offpeak,omitempty"`
 
 	// Skipped counts trace rows not run: CPU-only rows (0 GPUs) and jobs
 	// larger than the cluster (or than one node without MultiNode).
@@ -140,15 +181,19 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 		}
 		cfg.Tariff = p
 	}
-	// Trace jobs share one priority and none is deferrable, so preemption
-	// could never fire; it is turned off because virtual agents report only
-	// finished jobs, not stopped ones.
+	if !(cfg.DeferrableFraction >= 0 && cfg.DeferrableFraction <= 1) {
+		return Result{}, fmt.Errorf("simulate: deferrable fraction %v: give a number from 0 to 1, e.g. 0.3", cfg.DeferrableFraction)
+	}
+	// Preemption is turned off because virtual agents report only finished
+	// jobs, not stopped ones (trace jobs share one priority; only deferrable
+	// ones could be preempted).
 	cfg.Policy.PreemptGap = 0
 	core, err := scheduler.NewWithPolicy(cfg.Policy)
 	if err != nil {
 		return Result{}, fmt.Errorf("simulate: %w", err)
 	}
 	core.NodeTimeout = 0 // virtual nodes speak only when something happens
+	core.UseTariff(cfg.Tariff) // the off-peak planner's prices
 	capped := cfg.Policy.PowerCap
 	if capped {
 		if !(cfg.BudgetW > 0) {
@@ -198,6 +243,8 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 		on     map[string]int
 		model  power.Model
 		gen    int
+		// deferrable: picked by DeferrableFraction.
+		deferrable bool
 	}
 	runs := map[string]*run{}
 	total := 0
@@ -210,7 +257,23 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 	seq := 0
 	now := cfg.Start
 	var energyJ, gpuEnergyJ, busyGPUS, cost, co2G float64
-	var jcts, waits []float64
+	var jcts, waits, jctsDef, jctsNon []float64
+	var op OffPeakResult
+	// Under an OffPeak policy, deferred maps a deferred job to the start
+	// its plan waits for; wakes holds those instants (stale entries are
+	// skipped), and edgeAt is the next tariff window edge, where the core
+	// re-plans (Core.Replan) as the daemon does on its cron schedule.
+	deferred := map[string]time.Time{}
+	everDeferred := map[string]bool{}
+	var wakes completions
+	nextEdge := func(from time.Time) time.Time {
+		const horizon = 35 * 24 * time.Hour
+		if e := cfg.Tariff.Edges(from, from.Add(horizon)); len(e) > 0 {
+			return e[0]
+		}
+		return from.Add(horizon) // no edge in sight: re-plan anyway then
+	}
+	edgeAt := nextEdge(cfg.Start)
 	lastDone := cfg.Start
 	var lastPower map[string]string
 
@@ -289,6 +352,16 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 	// power transitions.
 	observe := func(ch scheduler.Changes) {
 		for _, j := range ch.Jobs {
+			if j.State == api.StateDeferred && j.DeferredUntil != nil {
+				if at, ok := deferred[j.ID]; !ok || !at.Equal(*j.DeferredUntil) {
+					deferred[j.ID] = *j.DeferredUntil
+					everDeferred[j.ID] = true
+					seq++
+					heap.Push(&wakes, completion{at: *j.DeferredUntil, seq: seq, id: j.ID})
+				}
+			} else {
+				delete(deferred, j.ID)
+			}
 			r := runs[j.ID]
 			if r == nil || r.started || j.State != api.StateRunning || j.StartedAt == nil {
 				continue
@@ -347,6 +420,10 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 		if len(pending) > 0 {
 			consider(pending[0].at)
 		}
+		if len(wakes) > 0 {
+			consider(wakes[0].at)
+			consider(edgeAt)
+		}
 		timer, hasTimer := core.NextTimer()
 		if hasTimer {
 			if timer.Before(now) {
@@ -361,7 +438,7 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 		if next.IsZero() {
 			break
 		}
-		if len(pending) == 0 && ai >= len(jobs) {
+		if len(pending) == 0 && ai >= len(jobs) && len(wakes) == 0 {
 			break // only power timers are left: the work is done
 		}
 		account(next)
@@ -379,7 +456,20 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 			_, ch := core.Heartbeat(c.node, api.Heartbeat{GPUs: nodes[c.node].gpus,
 				Jobs: []api.JobReport{{ID: c.id, State: api.StateSucceeded}}}, now)
 			j, _ := core.Job(c.id)
-			jcts = append(jcts, now.Sub(r.submit).Seconds())
+			jct := now.Sub(r.submit).Seconds()
+			jcts = append(jcts, jct)
+			if r.deferrable {
+				jctsDef = append(jctsDef, jct)
+				op.DeferrableJobs++
+				if now.After(r.submit.Add(scheduler.DefaultDeadline)) {
+					op.DeadlinesMissed++
+					if r.duration > scheduler.DefaultDeadline {
+						op.DeadlinesUnmeetable++
+					}
+				}
+			} else {
+				jctsNon = append(jctsNon, jct)
+			}
 			waits = append(waits, j.StartedAt.Sub(r.submit).Seconds())
 			lastDone = now
 			done++
@@ -406,18 +496,38 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 			if cfg.WalltimeFactor > 0 {
 				spec.Walltime = &api.Duration{Duration: time.Duration(float64(tj.DurationS)*cfg.WalltimeFactor) * time.Second}
 			}
+			// The planner's runtime estimate (scheduler.Estimate) is the
+			// walltime if any, else the synthetic duration: the trace's.
+			def := cfg.DeferrableFraction > 0 && Deferrable(ai-1, cfg.DeferrableFraction)
+			spec.Deferrable = def && cfg.Policy.OffPeak
 			j, err := core.Submit(spec, now)
 			if err != nil {
 				res.Skipped++
 				continue
 			}
-			runs[j.ID] = &run{trace: ai - 1, submit: now, duration: time.Duration(tj.DurationS) * time.Second}
+			runs[j.ID] = &run{trace: ai - 1, submit: now, duration: time.Duration(tj.DurationS) * time.Second, deferrable: def}
 			arrived = true
+		}
+		// A deferred job whose planned start has come is planned again
+		// (and started) by the next pass.
+		wake := false
+		for len(wakes) > 0 && !wakes[0].at.After(now) {
+			w := heap.Pop(&wakes).(completion)
+			if at, ok := deferred[w.id]; ok && at.Equal(w.at) {
+				wake = true
+			}
+		}
+		if !edgeAt.After(now) {
+			if len(deferred) > 0 {
+				observe(core.Replan(now))
+				arrived, wake = false, false
+			}
+			edgeAt = nextEdge(now)
 		}
 		if hasTimer && !timer.After(now) {
 			observe(core.Tick(now))
 			tickedAt = now
-		} else if arrived {
+		} else if arrived || wake {
 			observe(core.Schedule(now))
 		}
 		pace()
@@ -433,6 +543,11 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 	res.MeanJCTS = mean(jcts)
 	res.P95JCTS = percentile(jcts, 0.95)
 	res.MeanWaitS = mean(waits)
+	if cfg.DeferrableFraction > 0 {
+		op.MeanJCTDeferrableS, op.MeanJCTNonDeferrableS = mean(jctsDef), mean(jctsNon)
+		op.Deferred = len(everDeferred)
+		res.OffPeak = &op
+	}
 	res.MakespanS = lastDone.Sub(cfg.Start).Seconds()
 	if res.MakespanS > 0 {
 		res.GPUUtilization = busyGPUS / (float64(totalGPUs) * res.MakespanS)
