@@ -192,7 +192,7 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("simulate: %w", err)
 	}
-	core.NodeTimeout = 0 // virtual nodes speak only when something happens
+	core.NodeTimeout = 0       // virtual nodes speak only when something happens
 	core.UseTariff(cfg.Tariff) // the off-peak planner's prices
 	capped := cfg.Policy.PowerCap
 	if capped {
