@@ -258,7 +258,7 @@ func TestGangPlacementOnWholeNodes(t *testing.T) {
 }
 
 func TestPolicyByName(t *testing.T) {
-	for _, name := range PolicyNames() {
+	for _, name := range AllPolicyNames() {
 		p, err := PolicyByName(name)
 		if err != nil || p.Name != name || p.Validate() != nil {
 			t.Errorf("%s: %v %v", name, err, p.Validate())

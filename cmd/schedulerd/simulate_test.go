@@ -82,6 +82,9 @@ func TestSimulateErrors(t *testing.T) {
 		{[]string{"--trace", trace, "--nodes", "2", "--gpu", "v100"}, `unknown GPU kind "v100"`},
 		{[]string{"--trace", trace, "--nodes", "2", "--node-power", "idle=x"}, "is not a number of watts"},
 		{[]string{"--trace", "/nonexistent.csv", "--nodes", "2"}, "no such file"},
+		{[]string{"--trace", trace, "--nodes", "2", "--deferrable-fraction", "1.5"}, "--deferrable-fraction 1.5: give a share from 0 to 1"},
+		{[]string{"--trace", trace, "--nodes", "2", "--deferrable-fraction", "-0.1"}, "--deferrable-fraction -0.1"},
+		{[]string{"--trace", trace, "--nodes", "2", "--policy", "energy+cap+offpeak"}, "needs a power budget: give --budget-kw"},
 	}
 	for _, tt := range tests {
 		var out, errb bytes.Buffer
@@ -114,5 +117,37 @@ func TestSimulateTariff(t *testing.T) {
 	var out, errb bytes.Buffer
 	if rc := runSimulate([]string{"--trace", writeTrace(t), "--nodes", "3", "--tariff", bad}, &out, &errb); rc == 0 || !strings.Contains(errb.String(), "--tariff") {
 		t.Fatalf("a bad tariff must be refused: rc %d, %s", rc, errb.String())
+	}
+}
+
+// With --budget-kw and no --policy, every policy runs; with
+// --deferrable-fraction each result reports on the deferrable jobs.
+func TestSimulateOffPeak(t *testing.T) {
+	var out, errb bytes.Buffer
+	args := []string{"--trace", writeTrace(t), "--nodes", "3", "--budget-kw", "20", "--deferrable-fraction", "0.5",
+		"--tariff", "../../examples/tariff-two-rate.json", "-o", "json"}
+	if rc := runSimulate(args, &out, &errb); rc != 0 {
+		t.Fatalf("rc %d: %s", rc, errb.String())
+	}
+	var doc struct {
+		Results []struct {
+			Policy  string
+			OffPeak map[string]float64 `json:"offpeak"`
+		}
+	}
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range doc.Results {
+		names = append(names, r.Policy)
+		for _, k := range []string{"deferrable_jobs", "deferred", "deadlines_missed", "deadlines_unmeetable", "mean_jct_deferrable_s", "mean_jct_nondeferrable_s"} {
+			if _, ok := r.OffPeak[k]; !ok {
+				t.Errorf("%s: offpeak lacks %s: %v", r.Policy, k, r.OffPeak)
+			}
+		}
+	}
+	if want := "fifo-firstfit energy energy+cap energy+cap+offpeak"; strings.Join(names, " ") != want {
+		t.Fatalf("policies %v, want %s", names, want)
 	}
 }

@@ -1,0 +1,205 @@
+package sim
+
+import (
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/joulehq/joule/power/tariff"
+)
+
+// twoRate is the issue's two-rate tariff: weekdays 08:00-20:00 UTC at 0.20,
+// 0.10 otherwise.
+func twoRate(t *testing.T) *tariff.Plan {
+	t.Helper()
+	p, err := tariff.Parse([]byte(`{"currency": "EUR", "price_per_kwh": 0.10, "gco2_per_kwh": 300, "pue": 1,
+		"windows": [{"name": "peak", "start": "0 8 * * 1-5", "end": "0 20 * * 1-5", "price_per_kwh": 0.20, "gco2_per_kwh": 300}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// pick returns the first trace indices the seeded choice makes deferrable
+// and not deferrable at fraction f.
+func pick(t *testing.T, f float64) (def, non int) {
+	t.Helper()
+	def, non = -1, -1
+	for i := 0; i < 100 && (def < 0 || non < 0); i++ {
+		if Deferrable(i, f) && def < 0 {
+			def = i
+		} else if !Deferrable(i, f) && non < 0 {
+			non = i
+		}
+	}
+	if def < 0 || non < 0 {
+		t.Fatalf("fraction %v picks no deferrable or no other job among 100", f)
+	}
+	return def, non
+}
+
+// Jobs of one hour on 8 GPUs (a whole node) each, all submitted on Thursday 2021-03-04 at
+// 10:00 UTC, in the peak window. Under energy+cap+offpeak the deferrable one
+// waits for 20:00 (off-peak, its deadline Friday 10:00 is safe); the other
+// starts at once. Under fifo-firstfit and energy+cap nothing waits.
+func TestOffPeakDefersOnlyDeferrableJobsIntoTheCheapWindow(t *testing.T) {
+	const f = 0.5
+	def, non := pick(t, f)
+	n := max(def, non) + 1
+	csv := "job_id,submit_time_s,duration_s,num_gpus,user,status\n"
+	for i := range n {
+		csv += "j" + itoa(i) + ",36000,3600,8,,\n"
+	}
+	jobs := trace(t, csv)
+	submit := DefaultStart.Add(10 * time.Hour)
+	run := func(name string) Result {
+		r, err := Run(jobs, Config{Cluster: Uniform(n, "h100"), Policy: pol(t, name), BudgetW: 100000,
+			Tariff: twoRate(t), Record: true, DeferrableFraction: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	off, capped := run("energy+cap+offpeak"), run("energy+cap")
+	// The energy policies suspend the idle node after 15 min: a job then
+	// starts once it has woken up.
+	wake := pol(t, "energy").Node.WakeDelay
+	if got := off.Placements["j"+itoa(def)].Start; !got.Equal(DefaultStart.Add(20*time.Hour + wake)) {
+		t.Errorf("deferrable job started at %s, want 2021-03-04 20:00 UTC (the off-peak edge) + %s wake-up", got, wake)
+	}
+	if got := off.Placements["j"+itoa(non)].Start; !got.Equal(submit.Add(wake)) {
+		t.Errorf("non-deferrable job started at %s, want at once (%s) + %s wake-up", got, submit, wake)
+	}
+	for _, r := range []Result{capped, run("fifo-firstfit")} {
+		if got := r.Placements["j"+itoa(def)].Start; got.After(submit.Add(wake)) {
+			t.Errorf("%s deferred a job (start %s): only an off-peak policy defers", r.Policy, got)
+		}
+		if r.OffPeak == nil || r.OffPeak.Deferred != 0 {
+			t.Errorf("%s: offpeak %+v, want a report with nothing deferred", r.Policy, r.OffPeak)
+		}
+	}
+	o := off.OffPeak
+	if o == nil || o.Deferred == 0 || o.DeadlinesMissed != 0 || o.DeferrableJobs+countNon(jobs, f) != n {
+		t.Fatalf("offpeak report %+v", o)
+	}
+	// Same work, same limits: the deferred job's hour costs half, more than
+	// what its node's extra wake-up and idle tail cost.
+	if !(off.Cost < capped.Cost) ||
+		o.MeanJCTNonDeferrableS != capped.OffPeak.MeanJCTNonDeferrableS {
+		t.Fatalf("offpeak %+v\ncapped %+v", off, capped)
+	}
+}
+
+func countNon(jobs []Job, f float64) int {
+	n := 0
+	for i := range jobs {
+		if !Deferrable(i, f) {
+			n++
+		}
+	}
+	return n
+}
+
+// A deferrable job of 25 h cannot meet its 24 h deadline by waiting: it
+// starts at once, in the peak window, and is counted as missed and
+// unmeetable.
+func TestOffPeakStartsAJobWhoseDeadlineCannotWait(t *testing.T) {
+	def, _ := pick(t, 0.5)
+	csv := "job_id,submit_time_s,duration_s,num_gpus,user,status\n"
+	for i := 0; i <= def; i++ {
+		csv += "j" + itoa(i) + ",36000,90000,1,,\n"
+	}
+	r, err := Run(trace(t, csv), Config{Cluster: Uniform(1, "h100"), Policy: pol(t, "energy+cap+offpeak"), BudgetW: 10000,
+		Tariff: twoRate(t), Record: true, DeferrableFraction: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Placements["j"+itoa(def)].Start; got.After(DefaultStart.Add(10*time.Hour + pol(t, "energy").Node.WakeDelay)) {
+		t.Errorf("a job whose deadline cannot be met started at %s, want at once", got)
+	}
+	if o := r.OffPeak; o.Deferred != 0 || o.DeadlinesMissed != o.DeferrableJobs || o.DeadlinesUnmeetable != o.DeferrableJobs {
+		t.Errorf("offpeak report %+v: every deferrable job is missed and unmeetable", o)
+	}
+}
+
+// With no deferrable job, energy+cap+offpeak is energy+cap: the same core,
+// nothing planned.
+func TestOffPeakWithoutDeferrableJobsIsEnergyCap(t *testing.T) {
+	jobs := mixedTrace(t)
+	a, err := Run(jobs, Config{Cluster: Uniform(4, "h100"), Policy: pol(t, "energy+cap"), BudgetW: 8000, Tariff: twoRate(t), Record: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Run(jobs, Config{Cluster: Uniform(4, "h100"), Policy: pol(t, "energy+cap+offpeak"), BudgetW: 8000, Tariff: twoRate(t), Record: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Placement explanations name the policy; the rest must match.
+	b.Policy = a.Policy
+	for _, r := range []*Result{&a, &b} {
+		for id, p := range r.Placements {
+			p.Explain = nil
+			r.Placements[id] = p
+		}
+	}
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("energy+cap %+v\nenergy+cap+offpeak at F=0 %+v", a, b)
+	}
+}
+
+func mixedTrace(t *testing.T) []Job {
+	csv := "job_id,submit_time_s,duration_s,num_gpus,user,status\n"
+	for i := range 300 {
+		csv += strings.Join([]string{"j" + itoa(i), itoa(i * 977 % 400000 / 10 * 10), itoa(600 + i*7919%40000), itoa([]int{1, 1, 2, 4, 8, 16}[i%6]), "u" + itoa(i%3), ""}, ",") + "\n"
+	}
+	return trace(t, sortCSV(csv))
+}
+
+func TestOffPeakDeterministic(t *testing.T) {
+	jobs := mixedTrace(t)
+	cfg := Config{Cluster: Uniform(4, "h100"), Policy: pol(t, "energy+cap+offpeak"), BudgetW: 20000, Tariff: twoRate(t),
+		Record: true, DeferrableFraction: 0.3}
+	a, err := Run(jobs, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.OffPeak == nil || a.OffPeak.Deferred == 0 {
+		t.Fatalf("nothing deferred: %+v", a.OffPeak)
+	}
+	for range 2 {
+		if b, _ := Run(jobs, cfg); !reflect.DeepEqual(a, b) {
+			t.Fatalf("two runs differ:\n%+v\n%+v", a, b)
+		}
+	}
+}
+
+// The seeded choice picks about the fraction asked for, and a job picked at
+// some fraction is picked at every larger one.
+func TestDeferrablePicksTheFraction(t *testing.T) {
+	for _, f := range []float64{0, 0.1, 0.3, 0.9, 1} {
+		n := 0
+		for i := range 20000 {
+			if Deferrable(i, f) {
+				n++
+				if !Deferrable(i, min(1, f+0.05)) {
+					t.Fatalf("job %d picked at %v, not at %v", i, f, f+0.05)
+				}
+			}
+		}
+		if got := float64(n) / 20000; math.Abs(got-f) > 0.01 {
+			t.Errorf("fraction %v picked %v of the jobs", f, got)
+		}
+	}
+}
+
+func TestBadDeferrableFractionRefused(t *testing.T) {
+	jobs := trace(t, "job_id,submit_time_s,duration_s,num_gpus,user,status\nx,0,3600,1,,\n")
+	for _, f := range []float64{-0.1, 1.5, math.NaN()} {
+		_, err := Run(jobs, Config{Cluster: Uniform(1, "h100"), Policy: pol(t, "fifo-firstfit"), DeferrableFraction: f})
+		if err == nil || !strings.Contains(err.Error(), "from 0 to 1") {
+			t.Errorf("fraction %v: err = %v", f, err)
+		}
+	}
+}
