@@ -75,7 +75,7 @@ Flags:
 `
 
 type simConfig struct {
-	budgetKW, deferrable                                            float64
+	budgetKW, deferrable, slowdown                                  float64
 	trace, cluster, gpu, policies, output, nodePower, start, tariff string
 	nodes                                                           int
 	idleTimeout                                                     time.Duration
@@ -102,7 +102,8 @@ func runSimulate(args []string, stdout, stderr io.Writer) int {
 		def.IdleW, def.LoadedW, def.SuspendedW, def.WakeDelay))
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", scheduler.DefaultIdleTimeout, "how long an empty node stays on before policies that suspend nodes suspend it")
 	fs.BoolVar(&c.singleNode, "single-node", false, "skip jobs larger than one node instead of gang-placing them on whole nodes")
-	fs.Float64Var(&c.budgetKW, "budget-kw", 0, "the GPUs' power budget in kW for policy energy+cap")
+	fs.Float64Var(&c.budgetKW, "budget-kw", 0, "the GPUs' power budget in kW for policies energy+cap and energy+cap+offpeak")
+	fs.Float64Var(&c.slowdown, "balanced-slowdown", 0, "under a power cap, how much slower than uncapped a job may run at its balanced limit (0.10 = 10% more time; default 0.10, as schedulerd's)")
 	fs.BoolVar(&c.progress, "progress", isTerminal(stderr), "show a progress bar on stderr (default: when stderr is a terminal)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, simulateUsage)
@@ -142,6 +143,9 @@ func simulate(c simConfig, stdout, stderr io.Writer) error {
 	}
 	if !(c.deferrable >= 0 && c.deferrable <= 1) {
 		return fmt.Errorf("--deferrable-fraction %v: give a share from 0 to 1, e.g. 0.3", c.deferrable)
+	}
+	if !(c.slowdown >= 0 && c.slowdown <= 10) {
+		return fmt.Errorf("--balanced-slowdown %v: give a share of extra time in (0, 10], e.g. 0.10 for 10%%", c.slowdown)
 	}
 	if c.policies == "" {
 		names := scheduler.PolicyNames()
@@ -226,8 +230,8 @@ func simulate(c simConfig, stdout, stderr io.Writer) error {
 	for i, p := range policies {
 		wg.Go(func() {
 			results[i], errs[i] = sim.Run(jobs, sim.Config{Cluster: cluster, Start: start, Policy: p, Tariff: plan, BudgetW: c.budgetKW * 1000,
-				DeferrableFraction: c.deferrable,
-				Progress:           func(done, total int) { bar.update(i, done, total) }})
+				DeferrableFraction: c.deferrable, BalancedSlowdown: c.slowdown,
+				Progress: func(done, total int) { bar.update(i, done, total) }})
 		})
 	}
 	wg.Wait()

@@ -51,3 +51,19 @@ func TestCapHoldsTheBudget(t *testing.T) {
 		t.Fatalf("capped %+v\nuncapped %+v", r, free)
 	}
 }
+
+// A smaller balanced slowdown runs the job closer to full speed: within 1%
+// of its uncapped hour, never slower than that allowance.
+func TestCapBalancedSlowdown(t *testing.T) {
+	jobs := trace(t, "job_id,submit_time_s,duration_s,num_gpus,user,status\nx,0,3600,1,,\n")
+	r, err := Run(jobs, Config{Cluster: Uniform(1, "h100"), Policy: pol(t, "energy+cap"), BudgetW: 10000, BalancedSlowdown: 0.01})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.MeanJCTS < 3600 || r.MeanJCTS > 3600*1.01+1e-6 {
+		t.Fatalf("JCT %v s at a 1%% balanced slowdown", r.MeanJCTS)
+	}
+	if _, err := Run(jobs, Config{Cluster: Uniform(1, "h100"), Policy: pol(t, "energy+cap"), BudgetW: 10000, BalancedSlowdown: -1}); err == nil {
+		t.Error("a negative balanced slowdown ran")
+	}
+}

@@ -42,6 +42,10 @@ type Config struct {
 	// (energy+cap): every job runs at the limit the core allocates, at the
 	// power model's pace under it, with the balanced energy policy.
 	BudgetW float64
+	// BalancedSlowdown, when > 0, is the balanced jobs' allowed slowdown
+	// under a PowerCap policy (schedulerd --balanced-slowdown); 0 keeps
+	// the default (power.DefaultMaxSlowdown, 10%).
+	BalancedSlowdown float64
 	// DeferrableFraction (0..1) picks that share of the trace's jobs,
 	// by index and a fixed seed (Deferrable), as deferrable with a deadline
 	// of scheduler.DefaultDeadline (24 h) after submission. Only an OffPeak
@@ -203,6 +207,12 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 		// The budget skips the floor check (every GPU at its minimum limit):
 		// suspended nodes draw nothing, so a budget below it can hold.
 		core.Power.Profile = false
+		if cfg.BalancedSlowdown != 0 {
+			core.Power.MaxSlowdown = cfg.BalancedSlowdown
+			if err := core.Power.Validate(); err != nil {
+				return Result{}, fmt.Errorf("simulate: %w", err)
+			}
+		}
 		if err := core.RestoreBudget(api.PowerBudget{DefaultW: cfg.BudgetW}); err != nil {
 			return Result{}, fmt.Errorf("simulate: %w", err)
 		}
