@@ -28,7 +28,7 @@ bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/" ./cmd/schedulerd
 printf '%-18s %5s %7s | %-44s | %-26s\n' "" "" "" "energy+cap+offpeak vs fifo-firstfit" "vs energy+cap"
-printf '%-18s %5s %7s | %6s %8s %8s %9s %8s | %6s %8s %9s\n' trace nodes budget cost missed fifo_missed unmeetable jct_non cost missed jct_non
+printf '%-18s %5s %7s | %6s %8s %8s %9s %8s | %6s %8s %9s\n' trace nodes budget cost missed fifo_missed unmeetable jct_non cost cap_missed jct_non
 for r in "${runs[@]}"; do
 	trace=${r%%:*} nodes=${r##*:}
 	if [[ ! -f $trace ]]; then
