@@ -45,11 +45,13 @@ t, n, budget, path = sys.argv[1:5]
 res = {r["policy"]: r for r in json.load(open(path))["results"]}
 b, c, o = res["fifo-firstfit"], res["energy+cap"], res["energy+cap+offpeak"]
 ob, oc, oo = b["offpeak"], c["offpeak"], o["offpeak"]
+def ratio(x, y):
+    return x / y if y else float("nan")  # no non-deferrable jobs at F=1
 print("%-18s %5s %7s | %5.3fx %8d %8d %9d %7.3fx | %5.3fx %8d %8.3fx" % (
     os.path.basename(t), n, budget,
     o["cost"] / b["cost"], oo["deadlines_missed"], ob["deadlines_missed"], oo["deadlines_unmeetable"],
-    oo["mean_jct_nondeferrable_s"] / ob["mean_jct_nondeferrable_s"],
-    o["cost"] / c["cost"], oc["deadlines_missed"], oo["mean_jct_nondeferrable_s"] / oc["mean_jct_nondeferrable_s"]))
+    ratio(oo["mean_jct_nondeferrable_s"], ob["mean_jct_nondeferrable_s"]),
+    o["cost"] / c["cost"], oc["deadlines_missed"], ratio(oo["mean_jct_nondeferrable_s"], oc["mean_jct_nondeferrable_s"])))
 PY
 done
 echo "F=$f; balanced slowdown $slowdown; budget = nodes x 8 GPUs x ${per_gpu} kW; missed: deferrable jobs finished > 24 h after submission (fifo_missed, cap_missed: the same jobs under fifo-firstfit, energy+cap; unmeetable: of those under offpeak, longer than 24 h); jct_non: mean JCT of the other jobs"
