@@ -144,9 +144,27 @@ func TestOffPeakWithoutDeferrableJobsIsEnergyCap(t *testing.T) {
 			r.Placements[id] = p
 		}
 	}
-	if !reflect.DeepEqual(a, b) {
+	if !sameResult(a, b) {
 		t.Fatalf("energy+cap %+v\nenergy+cap+offpeak at F=0 %+v", a, b)
 	}
+}
+
+// sameResult compares two results: placements and counts exactly, sums of
+// watts to 1e-9 relative. Under a power cap the simulator adds the jobs'
+// draws per node in map order, so the last bits of the energy sums may
+// differ from run to run; placements and times do not.
+func sameResult(a, b Result) bool {
+	near := func(x, y float64) bool { return math.Abs(x-y) <= 1e-9*math.Max(1, math.Abs(x)) }
+	sums := [][2]float64{{a.EnergyKWh, b.EnergyKWh}, {a.GPUEnergyKWh, b.GPUEnergyKWh}, {a.Cost, b.Cost}, {a.CO2Kg, b.CO2Kg},
+		{a.GPUUtilization, b.GPUUtilization}, {a.BudgetViolationS, b.BudgetViolationS}}
+	for _, s := range sums {
+		if !near(s[0], s[1]) {
+			return false
+		}
+	}
+	a.EnergyKWh, a.GPUEnergyKWh, a.Cost, a.CO2Kg, a.GPUUtilization, a.BudgetViolationS =
+		b.EnergyKWh, b.GPUEnergyKWh, b.Cost, b.CO2Kg, b.GPUUtilization, b.BudgetViolationS
+	return reflect.DeepEqual(a, b)
 }
 
 func mixedTrace(t *testing.T) []Job {
@@ -169,7 +187,7 @@ func TestOffPeakDeterministic(t *testing.T) {
 		t.Fatalf("nothing deferred: %+v", a.OffPeak)
 	}
 	for range 2 {
-		if b, _ := Run(jobs, cfg); !reflect.DeepEqual(a, b) {
+		if b, _ := Run(jobs, cfg); !sameResult(a, b) {
 			t.Fatalf("two runs differ:\n%+v\n%+v", a, b)
 		}
 	}
