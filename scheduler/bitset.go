@@ -22,11 +22,6 @@ func (b bitset) clear(i int) {
 	}
 }
 
-func (b bitset) has(i int) bool {
-	w := i >> 6
-	return w < len(b) && b[w]&(1<<(uint(i)&63)) != 0
-}
-
 // next returns the smallest member >= from, or -1.
 func (b bitset) next(from int) int {
 	if from < 0 {
@@ -47,13 +42,4 @@ func (b bitset) next(from int) int {
 		}
 		word = b[w]
 	}
-}
-
-func (b bitset) empty() bool {
-	for _, w := range b {
-		if w != 0 {
-			return false
-		}
-	}
-	return true
 }

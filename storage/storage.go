@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/joulehq/joule/api"
 )
@@ -54,7 +55,7 @@ func Open(dataDir string) (*DB, error) {
 	}
 	path := dbPath(dataDir)
 	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("data dir %s is in use by another schedulerd (lock on %s held); stop it or use --data-dir", dataDir, path)
 	}
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 var bucketTokens = []byte("tokens")
@@ -115,7 +116,7 @@ func Compact(dataDir string) (before, after int64, err error) {
 	}
 	src, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return 0, 0, fmt.Errorf("compact: data dir %s is in use by a running schedulerd; stop it first (compact is offline; use `schedulerd backup` while it runs)", dataDir)
 		}
 		return 0, 0, fmt.Errorf("compact: open %s: %w", path, err)

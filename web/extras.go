@@ -26,10 +26,9 @@ type extras struct {
 	retention   time.Duration
 	lastSample  map[string]time.Time // series -> last stored sample
 
-	cronMu    sync.Mutex // guards cron and edgeIDs
-	cron      *cron.Cron
-	edgeIDs   []cron.EntryID
-	dailyNext func() time.Time
+	cronMu  sync.Mutex // guards cron and edgeIDs
+	cron    *cron.Cron
+	edgeIDs []cron.EntryID
 }
 
 func newExtras() extras {

@@ -39,7 +39,6 @@ type Server struct {
 	// ext holds the tariff, telemetry and dashboard state (extras.go).
 	ext     extras
 	tokens  tokens
-	tokenMu sync.Mutex // serialises token create and revoke
 	commits *committer
 	// save writes one batch; db.Apply, replaced in tests to make writes fail.
 	save    func(storage.Batch) error

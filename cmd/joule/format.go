@@ -78,10 +78,3 @@ func orDash(s string) string {
 	}
 	return s
 }
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}
