@@ -198,6 +198,7 @@ func (c *Core) Restore(jobs []api.Job, nodes []api.Node) {
 		j := &jobRec{Job: jobs[i], seq: jobSeq(jobs[i].ID)}
 		j.acct = c.queue.account(j.Spec.User, j.Spec.Project)
 		c.jobs[j.ID] = j
+		c.noteCurve(j)
 		if j.seq >= c.nextID {
 			c.nextID = j.seq + 1
 		}
@@ -290,6 +291,7 @@ func (c *Core) Submit(spec api.JobSpec, now time.Time) (api.Job, error) {
 	c.nextID++
 	c.inheritCurve(j)
 	c.jobs[j.ID] = j
+	c.noteCurve(j)
 	c.enqueue(j)
 	return j.Job, nil
 }

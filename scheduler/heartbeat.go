@@ -91,6 +91,7 @@ func (c *Core) applyReport(n *nodeState, r api.JobReport, now time.Time, ch *Cha
 		delete(c.preempting, r.ID)
 	}
 	if c.applyProfile(&j.Job, r) {
+		c.noteCurve(j)
 		ch.addJob(j)
 	}
 	switch r.State {

@@ -70,6 +70,8 @@ type powerState struct {
 	fresh   bool
 	// models memoises power.ModelByName per GPU name.
 	models map[string]power.Model
+	// curves indexes the latest power curve per name and project (noteCurve).
+	curves map[string]curveRef
 	// refused remembers, within one Schedule pass, the fewest GPUs a job
 	// of each policy (with no curve of its own) was refused power for, and
 	// why: within a pass demand only grows, so a job as large or larger with
@@ -468,13 +470,34 @@ func (c *Core) applyProfile(j *api.Job, r api.JobReport) bool {
 // inheritCurve gives a new job the curve of the latest earlier job with the
 // same name and project that has one.
 func (c *Core) inheritCurve(j *jobRec) {
-	best := 0
-	for _, o := range c.jobs {
-		if o.PowerCurve != nil && o.Spec.Name == j.Spec.Name && o.Spec.Project == j.Spec.Project {
-			if n := jobSeq(o.ID); n > best {
-				pc := *o.PowerCurve
-				j.PowerCurve, best = &pc, n
-			}
-		}
+	if r, ok := c.pw.curves[curveKey(j.Spec)]; ok {
+		pc := r.curve
+		j.PowerCurve = &pc
 	}
+}
+
+// curveRef is the latest job (by id number) of a name and project with a
+// power curve, and that curve: an index, so a submission does not scan every
+// job.
+type curveRef struct {
+	seq   int
+	curve api.PowerCurve
+}
+
+func curveKey(s api.JobSpec) string { return s.Project + "\x00" + s.Name }
+
+// noteCurve records a job's curve in the index if it is the latest of its
+// name and project.
+func (c *Core) noteCurve(j *jobRec) {
+	if j.PowerCurve == nil {
+		return
+	}
+	k := curveKey(j.Spec)
+	if r, ok := c.pw.curves[k]; ok && r.seq >= j.seq {
+		return
+	}
+	if c.pw.curves == nil {
+		c.pw.curves = map[string]curveRef{}
+	}
+	c.pw.curves[k] = curveRef{seq: j.seq, curve: *j.PowerCurve}
 }

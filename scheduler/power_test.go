@@ -226,3 +226,22 @@ func TestPowerConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// After a restart the curves still pass to repeated jobs: the index is
+// rebuilt from the stored jobs, and the latest curve of a name wins.
+func TestCurveInheritedAfterRestore(t *testing.T) {
+	c := New()
+	old := powerSpec("resnet", api.PolicyBalanced, 1)
+	c.Restore([]api.Job{
+		{ID: "j-3", Spec: old, State: api.StateSucceeded, PowerCurve: &api.PowerCurve{A: 0.3, From: "j-3"}},
+		{ID: "j-9", Spec: old, State: api.StateSucceeded, PowerCurve: &api.PowerCurve{A: 0.4, From: "j-9"}},
+		{ID: "j-5", Spec: old, State: api.StateSucceeded, PowerCurve: &api.PowerCurve{A: 0.2, From: "j-5"}},
+	}, nil)
+	j, err := c.Submit(old, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.PowerCurve == nil || j.PowerCurve.From != "j-9" {
+		t.Fatalf("inherited %+v, want j-9's curve (the latest)", j.PowerCurve)
+	}
+}
