@@ -143,19 +143,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.tlsHosts, "tls-hosts", "", "extra comma-separated host names or IPs for the --tls-auto certificate")
 	fs.StringVar(&cfg.pprof, "pprof", "", "serve Go's profiler (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060")
 	fs.StringVar(&cfg.ca, "ca", "", "CA the in-process simulated agents trust with --tls-cert (default: the system's)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "schedulerd: unknown argument %q (see schedulerd --help)\n", fs.Arg(0))
-		return 2
+	if code, ok := parseSub(fs, usage, args, stderr); !ok {
+		return code
 	}
 	if err := cfg.power.Validate(); err != nil {
 		fmt.Fprintf(stderr, "schedulerd: %v (see schedulerd --help)\n", err)

@@ -105,19 +105,8 @@ func runSimulate(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&c.budgetKW, "budget-kw", 0, "the GPUs' power budget in kW for policies energy+cap and energy+cap+offpeak")
 	fs.Float64Var(&c.slowdown, "balanced-slowdown", 0, "under a power cap, how much slower than uncapped a job may run at its balanced limit (0.10 = 10% more time; default 0.10, as schedulerd's)")
 	fs.BoolVar(&c.progress, "progress", isTerminal(stderr), "show a progress bar on stderr (default: when stderr is a terminal)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, simulateUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "schedulerd simulate: unknown argument %q (see schedulerd simulate --help)\n", fs.Arg(0))
-		return 2
+	if code, ok := parseSub(fs, simulateUsage, args, stderr); !ok {
+		return code
 	}
 	if err := simulate(c, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "schedulerd simulate:", err)
