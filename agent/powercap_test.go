@@ -72,7 +72,7 @@ func TestProfileFitBudgetChange(t *testing.T) {
 	m := f.sim.Model()
 	pc := j.PowerCurve
 	curve := power.JobCurve{UncappedW: pc.UncappedW, MaxThroughput: pc.MaxThroughput, A: pc.A, K: pc.K}
-	if pc.Samples != 4 || pc.From != id || !near(pc.UncappedW, m.UncappedW(0.9), 2) {
+	if pc.Samples != 4 || pc.From != id || !near(pc.UncappedW, m.KneeW(0.9), 2) {
 		t.Errorf("curve %+v", pc)
 	}
 	for _, l := range []float64{300, 350, 400} {

@@ -340,7 +340,8 @@ func sortedNames[V any](m map[string]V) []string {
 }
 
 // ModelCurve is the curve a job follows on a GPU of model m at utilisation
-// util before it is profiled: the model's own (a, k), relative throughput.
+// util before it is profiled: the model's own (a, k) from its knee
+// (Model.KneeW), relative throughput.
 func ModelCurve(m Model, util float64) JobCurve {
-	return JobCurve{UncappedW: m.UncappedW(util), MaxThroughput: 1, A: m.A, K: m.K}
+	return JobCurve{UncappedW: m.KneeW(util), MaxThroughput: 1, A: m.A, K: m.K}
 }

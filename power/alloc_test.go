@@ -17,9 +17,10 @@ func h100GPU(node string, idx int, job string) AllocGPU {
 }
 
 func TestOperatingPointW(t *testing.T) {
-	// A job drawing 448 W uncapped (H100 at utilisation 0.9), a = 0.37, k = 3.5.
+	// A job drawing 448 W uncapped (H100 at utilisation 0.9), so its cap
+	// binds below 1.1 x 448 W, with the default a and k.
 	c := ModelCurve(models["h100"], 0.9)
-	if !near(c.UncappedW, 72+0.9*(490-72), 1e-9) {
+	if !near(c.UncappedW, DefaultHeadroom*(72+0.9*(490-72)), 1e-9) {
 		t.Fatalf("uncapped %v", c.UncappedW)
 	}
 	perf := OperatingPointW(c, 200, 700, api.PolicyPerformance, 0)
@@ -30,7 +31,7 @@ func TestOperatingPointW(t *testing.T) {
 		t.Errorf("performance = %v, want the maximum 700 W", perf)
 	}
 	// Balanced: relative throughput 1/1.1 at r = a + (1-a)(1/1.1)^k.
-	wantBal := math.Ceil((0.37 + 0.63*math.Pow(1/1.1, 3.5)) * c.UncappedW)
+	wantBal := math.Ceil((DefaultCurveA + (1-DefaultCurveA)*math.Pow(1/1.1, DefaultCurveK)) * c.UncappedW)
 	if bal != wantBal {
 		t.Errorf("balanced = %v, want %v", bal, wantBal)
 	}

@@ -22,6 +22,9 @@ type LimitSample struct {
 
 // JobCurve is one job's throughput-versus-power-limit curve: MaxThroughput
 // uncapped, and MaxThroughput x CurveRel(limit/UncappedW, A, K) under a limit.
+// UncappedW is the limit where the cap starts to bind: for a model's curve
+// its KneeW (Headroom x the average uncapped draw), for a profiled one
+// DefaultHeadroom x the draw measured under the maximum limit (FitLimitCurve).
 type JobCurve struct {
 	UncappedW, MaxThroughput, A, K float64
 }
@@ -73,9 +76,11 @@ func FitCurve(samples []CurveSample) (a, k float64, err error) {
 }
 
 // FitLimitCurve fits a job's throughput-versus-limit curve to profiled
-// limits, the way Zeus profiles a job: uncappedW is the job's uncapped draw
-// (measure it as the draw under the maximum limit); 0 takes the highest
-// PowerW among the samples. MaxThroughput is fitted along with a and k (for
+// limits, the way Zeus profiles a job: uncappedW is the limit where the cap
+// starts to bind; 0 estimates it from the samples' PowerW as the highest
+// draw (the average under the maximum limit) times the median of limit /
+// draw over the samples whose limit held the draw down (below 97% of the
+// highest): a cap holds the average draw below itself, by Headroom. MaxThroughput is fitted along with a and k (for
 // each (a, k) it has a closed-form least-squares value).
 func FitLimitCurve(samples []LimitSample, uncappedW float64) (JobCurve, error) {
 	if uncappedW == 0 {
@@ -85,6 +90,7 @@ func FitLimitCurve(samples []LimitSample, uncappedW float64) (JobCurve, error) {
 		if uncappedW == 0 {
 			return JobCurve{}, errors.New("fit job curve: the uncapped draw is unknown: pass it, or give samples with PowerW (the draw under the maximum limit)")
 		}
+		uncappedW *= measuredHeadroom(samples, uncappedW)
 	}
 	if !(uncappedW > 0) || math.IsInf(uncappedW, 0) {
 		return JobCurve{}, fmt.Errorf("fit job curve: uncapped draw %v W must be a positive number of watts", uncappedW)
@@ -123,6 +129,27 @@ func FitLimitCurve(samples []LimitSample, uncappedW float64) (JobCurve, error) {
 	}
 	tmax, _ := scale(a, k)
 	return JobCurve{UncappedW: uncappedW, MaxThroughput: tmax, A: a, K: k}, nil
+}
+
+// measuredHeadroom is the median limit / draw of the samples whose limit
+// held their draw below 97% of the highest draw maxW, bounded to [1, 2]; 1
+// if there are none.
+func measuredHeadroom(samples []LimitSample, maxW float64) float64 {
+	var rs []float64
+	for _, s := range samples {
+		if s.PowerW > 0 && s.PowerW < 0.97*maxW && s.LimitW > 0 && !math.IsInf(s.LimitW, 0) {
+			rs = append(rs, s.LimitW/s.PowerW)
+		}
+	}
+	if len(rs) == 0 {
+		return 1
+	}
+	sort.Float64s(rs)
+	m := rs[len(rs)/2]
+	if len(rs)%2 == 0 {
+		m = (rs[len(rs)/2-1] + m) / 2
+	}
+	return math.Min(math.Max(m, 1), 2)
 }
 
 // enoughBelow checks that at least two distinct r lie below 1.
@@ -231,4 +258,98 @@ func nelderMead(f func([2]float64) float64, x0 [2]float64, step float64, maxEval
 	}
 	sort.Slice(s[:], func(i, j int) bool { return s[i].f < s[j].f })
 	return s[0].x, s[0].f
+}
+
+// ModelSample is one measured run of a job under a power limit, normalised
+// by the job's run under its maximum limit: R = limit / that run's average
+// draw, DrawRatio = this run's average draw / that draw, RelThroughput =
+// that run's time per unit of work / this run's.
+type ModelSample struct {
+	R, DrawRatio, RelThroughput float64
+}
+
+// Headroom search range and step for FitModelCurve.
+const (
+	fitMinHeadroom = 1.0
+	fitMaxHeadroom = 1.3
+	fitHeadroomTol = 0.005
+)
+
+// FitModelCurve fits a Model's Headroom, A and K to measured runs: the
+// least-squares fit of both the model's throughput, CurveRel(R/headroom),
+// and its average draw, min(1, R/headroom), to the samples. Headroom is
+// searched over [1, 1.3] to within 0.005, a and k as FitCurve does for each.
+// It returns the summed squared error too.
+func FitModelCurve(samples []ModelSample) (headroom, a, k, sse float64, err error) {
+	for i, s := range samples {
+		if !(s.R > 0) || math.IsInf(s.R, 0) || !(s.DrawRatio >= 0) || math.IsInf(s.DrawRatio, 0) ||
+			!(s.RelThroughput >= 0) || math.IsInf(s.RelThroughput, 0) {
+			return 0, 0, 0, 0, fmt.Errorf("fit power model: sample %d (r=%v, draw=%v, rel=%v): r must be > 0, draw and rel >= 0, all finite",
+				i, s.R, s.DrawRatio, s.RelThroughput)
+		}
+	}
+	rs := make([]float64, len(samples))
+	for i, s := range samples {
+		rs[i] = s.R / fitMaxHeadroom
+	}
+	if err := enoughBelow(rs); err != nil {
+		return 0, 0, 0, 0, fmt.Errorf("fit power model: %w", err)
+	}
+	// For each headroom, the best (a, k); the error is taken as unimodal in
+	// the headroom, so a golden-section search finds it in about a dozen
+	// fits, to within fitHeadroomTol.
+	type fit struct{ h, a, k, sse float64 }
+	at := func(h float64) fit {
+		var drawSSE float64
+		for _, s := range samples {
+			d := math.Min(1, s.R/h) - s.DrawRatio
+			drawSSE += d * d
+		}
+		f := func(a, k float64) float64 {
+			s := drawSSE
+			for _, c := range samples {
+				d := curveRaw(c.R/h, a, k) - c.RelThroughput
+				s += d * d
+			}
+			return s
+		}
+		a, k, err := minimiseAK(f)
+		if err != nil {
+			return fit{h, 0, 0, math.Inf(1)}
+		}
+		return fit{h, a, k, f(a, k)}
+	}
+	const g = 0.6180339887498949
+	lo, hi := fitMinHeadroom, fitMaxHeadroom
+	x1, x2 := at(hi-g*(hi-lo)), at(lo+g*(hi-lo))
+	for hi-lo > fitHeadroomTol {
+		if x1.sse <= x2.sse {
+			hi, x2 = x2.h, x1
+			x1 = at(hi - g*(hi-lo))
+		} else {
+			lo, x1 = x1.h, x2
+			x2 = at(lo + g*(hi-lo))
+		}
+	}
+	best := x1
+	if x2.sse < best.sse {
+		best = x2
+	}
+	headroom, a, k, sse = best.h, best.a, best.k, best.sse
+	if math.IsInf(sse, 1) {
+		return 0, 0, 0, 0, errors.New("fit power model: no headroom converged")
+	}
+	return headroom, a, k, sse, nil
+}
+
+// ModelSSE is the summed squared error FitModelCurve minimises, for given
+// parameters.
+func ModelSSE(samples []ModelSample, headroom, a, k float64) float64 {
+	var sse float64
+	for _, s := range samples {
+		d := math.Min(1, s.R/headroom) - s.DrawRatio
+		r := curveRaw(s.R/headroom, a, k) - s.RelThroughput
+		sse += d*d + r*r
+	}
+	return sse
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -122,5 +123,38 @@ func TestFitLimitCurve(t *testing.T) {
 	}
 	if _, err := FitLimitCurve(s, math.Inf(1)); err == nil {
 		t.Error("infinite uncapped draw accepted")
+	}
+}
+
+// TestFitModelCurve recovers a known headroom and curve from noisy
+// made-up runs (r from 0.4 to 1.3 of the uncapped draw).
+func TestFitModelCurve(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const h, a, k = 1.15, 0.3, 4.0
+	var s []ModelSample
+	for r := 0.4; r <= 1.3; r += 0.05 {
+		for range 3 {
+			s = append(s, ModelSample{R: r,
+				DrawRatio:     math.Min(1, r/h) * (1 + 0.01*rng.NormFloat64()),
+				RelThroughput: curveRaw(r/h, a, k) * (1 + 0.01*rng.NormFloat64())})
+		}
+	}
+	gh, ga, gk, sse, err := FitModelCurve(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !near(gh, h, 0.01) || sse > ModelSSE(s, h, a, k)+1e-9 {
+		t.Errorf("FitModelCurve = headroom %.3f a %.3f k %.2f (sse %.5f), want %.2f %.2f %.1f (sse %.5f)", gh, ga, gk, sse, h, a, k, ModelSSE(s, h, a, k))
+	}
+	for _, r := range []float64{0.5, 0.7, 0.9, 1.0} {
+		if got, want := CurveRel(r/gh, ga, gk), CurveRel(r/h, a, k); !near(got, want, 0.01) {
+			t.Errorf("fitted throughput at r=%.1f: %.3f, want %.3f", r, got, want)
+		}
+	}
+	if _, _, _, _, err := FitModelCurve([]ModelSample{{R: 0.5, DrawRatio: 0.5, RelThroughput: math.NaN()}}); err == nil || !strings.Contains(err.Error(), "sample 0") {
+		t.Errorf("NaN throughput: err %v, want one naming sample 0", err)
+	}
+	if _, _, _, _, err := FitModelCurve([]ModelSample{{R: 1.5, DrawRatio: 1, RelThroughput: 1}}); !errors.Is(err, ErrTooFewSamples) {
+		t.Errorf("no capped runs: err %v, want ErrTooFewSamples", err)
 	}
 }

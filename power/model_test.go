@@ -211,8 +211,8 @@ func TestLimitForRelW(t *testing.T) {
 				t.Errorf("%s: RelThroughput(1, LimitForRelW(1, %v) = %v) = %v", kind, rel, l, got)
 			}
 		}
-		if got, want := m.LimitForRelW(1, 1), m.PeakW; got != want {
-			t.Errorf("%s: LimitForRelW(1, 1) = %v, want the uncapped draw %v", kind, got, want)
+		if got, want := m.LimitForRelW(1, 1), m.ClampLimitW(m.Headroom*m.PeakW); got != want {
+			t.Errorf("%s: LimitForRelW(1, 1) = %v, want the knee (headroom x uncapped draw) %v", kind, got, want)
 		}
 		// Below the floor: the lowest limit that still gives the floor.
 		if l := m.LimitForRelW(1, 0.01); l != m.MinLimitW && !near(m.RelThroughput(1, l), MinRelThroughput, 1e-9) {

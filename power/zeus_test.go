@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"testing"
@@ -101,6 +102,8 @@ func (j zeusJob) normalise() (uncappedW float64, out []CurveSample) {
 
 // README claims (../shared/calibration/README.md).
 const (
+	// The README's default curve, fitted without headroom (draw at the cap).
+	readmeA, readmeK       = 0.37, 3.5
 	readmeMinA, readmeMaxA = 0.34, 0.40
 	readmeMinK, readmeMaxK = 2.0, 4.3
 	// The README rounds; these are the tolerances on its ranges.
@@ -129,6 +132,9 @@ func checkSavings(t *testing.T, who string, a, k float64) {
 }
 
 func TestDefaultCurveMatchesReadme(t *testing.T) {
+	checkSavings(t, "README curve", readmeA, readmeK)
+	// The calibrated curve, read from its knee (r = limit / KneeW, where the
+	// average draw is r x uncapped), still saves what the README says.
 	checkSavings(t, "default curve", DefaultCurveA, DefaultCurveK)
 }
 
@@ -205,8 +211,8 @@ func TestFitZeus(t *testing.T) {
 				}
 				return s
 			}
-			if best, dflt := sse(a, k), sse(DefaultCurveA, DefaultCurveK); dflt > 1.05*best {
-				t.Errorf("%s: the default curve's squared error %.4f is more than 5%% above the fit's %.4f", tt.gpu, dflt, best)
+			if best, dflt := sse(a, k), sse(readmeA, readmeK); dflt > 1.05*best {
+				t.Errorf("%s: the README's curve's squared error %.4f is more than 5%% above the fit's %.4f", tt.gpu, dflt, best)
 			}
 		}
 		if tt.checkSavings {
@@ -238,6 +244,142 @@ func TestFitZeus(t *testing.T) {
 		t.Logf("%-7s per-job fits: %d jobs, median worst-point error %.1f%%, worst %.1f%%", tt.gpu, len(errs), 100*med, 100*errs[len(errs)-1])
 		if med > tt.jobTol {
 			t.Errorf("%s: per-job curve fits miss by a median %.1f%% at their worst point, want <= %.0f%%", tt.gpu, 100*med, 100*tt.jobTol)
+		}
+	}
+}
+
+// zeusSets reads every job of the named GPUs' calibration files.
+func zeusSets(t *testing.T, gpus ...string) map[string][]zeusJob {
+	t.Helper()
+	dir := calibrationDir(t)
+	out := map[string][]zeusJob{}
+	for _, g := range gpus {
+		jobs, err := readZeus(filepath.Join(dir, "zeus_"+g+".csv"))
+		if errors.Is(err, fs.ErrNotExist) {
+			t.Skipf("calibration data incomplete: %v", err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[g] = jobs
+	}
+	return out
+}
+
+// maxLimitRun is a job's run under its highest limit: the uncapped reference.
+func (j zeusJob) maxLimitRun() LimitSample {
+	ref := j.limits[0]
+	for _, s := range j.limits {
+		if s.LimitW > ref.LimitW {
+			ref = s
+		}
+	}
+	return ref
+}
+
+// calibrationMinR: runs below this share of the uncapped draw are left out
+// of the model fit (the GPUs' minimum limits sit at r = 0.4 for H100/H200).
+const calibrationMinR = 0.4
+
+// TestCalibrateZeus refits the default model constants (DefaultHeadroom,
+// DefaultCurveA, DefaultCurveK) to the Zeus runs they were fitted on and
+// checks that the constants in model.go are that fit.
+func TestCalibrateZeus(t *testing.T) {
+	sets := zeusSets(t, "v100", "p100", "rtx6000")
+	var samples []ModelSample
+	for _, g := range []string{"v100", "p100", "rtx6000"} {
+		for _, j := range sets[g] {
+			ref := j.maxLimitRun()
+			for _, s := range j.limits {
+				if r := s.LimitW / ref.PowerW; r >= calibrationMinR {
+					samples = append(samples, ModelSample{R: r, DrawRatio: s.PowerW / ref.PowerW, RelThroughput: s.Throughput / ref.Throughput})
+				}
+			}
+		}
+	}
+	h, a, k, sse, err := FitModelCurve(samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dflt := ModelSSE(samples, DefaultHeadroom, DefaultCurveA, DefaultCurveK)
+	t.Logf("%d runs: fitted headroom %.2f a %.3f k %.2f (squared error %.3f); defaults %.2f %.2f %.1f (%.3f)",
+		len(samples), h, a, k, sse, DefaultHeadroom, DefaultCurveA, DefaultCurveK, dflt)
+	// a and k trade off along a ridge, so the defaults are rounded values
+	// on it: they must fit within 2% of the optimum's error.
+	if math.Abs(h-DefaultHeadroom) > 0.02 || dflt > 1.02*sse {
+		t.Errorf("defaults (headroom %.2f, a %.2f, k %.1f) are not the fit (%.2f, %.3f, %.2f): squared error %.4f vs %.4f; update model.go",
+			DefaultHeadroom, DefaultCurveA, DefaultCurveK, h, a, k, dflt, sse)
+	}
+}
+
+// balancedPoint is, for one job's runs, the lowest measured limit whose time
+// per unit of work stays within maxSlowdown of the run under the highest
+// limit, with its slowdown and its energy per unit of work relative to that
+// run. time and draw give each limit's time and average draw.
+func balancedPoint(limits []float64, time, draw func(float64) float64, maxSlowdown float64) (slowdown, energy float64) {
+	top := slices.Max(limits)
+	t0, e0 := time(top), time(top)*draw(top)
+	best := top
+	for _, l := range limits {
+		if l < best && time(l) <= t0*(1+maxSlowdown) {
+			best = l
+		}
+	}
+	return time(best)/t0 - 1, time(best) * draw(best) / e0
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	} else {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+}
+
+// TestModelReproducesBalancedPoints: picking each Zeus job's balanced point
+// (the lowest measured limit within 10% of its fastest time) on the model's
+// predictions gives the same median slowdown and energy ratio as picking it
+// on the measurements, over all four GPUs' jobs (A40 included, though it was
+// not fitted), on the same limits. Tolerances: 1.5 points of slowdown, 3
+// points of energy. At 5% the model is logged only: it saves less there
+// than the data (about 0.97x against 0.91x), so it errs on the safe side.
+func TestModelReproducesBalancedPoints(t *testing.T) {
+	sets := zeusSets(t, "v100", "a40", "p100", "rtx6000")
+	m := Model{A: DefaultCurveA, K: DefaultCurveK, Headroom: DefaultHeadroom}
+	for _, c := range []struct {
+		maxSlowdown, tolSlow, tolEnergy float64
+		check                           bool
+	}{{0.10, 0.015, 0.03, true}, {0.05, 0, 0, false}} {
+		var dataSlow, dataE, modelSlow, modelE []float64
+		for _, g := range []string{"v100", "a40", "p100", "rtx6000"} {
+			for _, j := range sets[g] {
+				ref := j.maxLimitRun()
+				byLimit := map[float64]LimitSample{}
+				var limits []float64
+				for _, s := range j.limits {
+					byLimit[s.LimitW] = s
+					limits = append(limits, s.LimitW)
+				}
+				s, e := balancedPoint(limits, func(l float64) float64 { return 1 / byLimit[l].Throughput },
+					func(l float64) float64 { return byLimit[l].PowerW }, c.maxSlowdown)
+				dataSlow, dataE = append(dataSlow, s), append(dataE, e)
+				// The model with this job's uncapped draw: its time is
+				// 1/CurveRel at the knee's share, its draw min(U, l/h).
+				u := ref.PowerW
+				knee := m.Headroom * u
+				s, e = balancedPoint(limits, func(l float64) float64 { return 1 / CurveRel(l/knee, m.A, m.K) },
+					func(l float64) float64 { return math.Min(u, l/m.Headroom) }, c.maxSlowdown)
+				modelSlow, modelE = append(modelSlow, s), append(modelE, e)
+			}
+		}
+		ds, de, ms, me := median(dataSlow), median(dataE), median(modelSlow), median(modelE)
+		t.Logf("balanced within %.0f%%, %d jobs: data median slowdown %.1f%% energy %.3fx; model %.1f%% %.3fx",
+			100*c.maxSlowdown, len(dataSlow), 100*ds, de, 100*ms, me)
+		if c.check && (math.Abs(ds-ms) > c.tolSlow || math.Abs(de-me) > c.tolEnergy) {
+			t.Errorf("balanced within %.0f%%: model median slowdown %.1f%% energy %.3fx, data %.1f%% %.3fx; want within %.1f and %.1f points",
+				100*c.maxSlowdown, 100*ms, me, 100*ds, de, 100*c.tolSlow, 100*c.tolEnergy)
 		}
 	}
 }

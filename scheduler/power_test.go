@@ -36,7 +36,8 @@ func TestLimitsWithoutBudget(t *testing.T) {
 	reply, ch := c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0.Add(time.Second))
 	pj, _ := c.Job(perf.ID)
 	bj, _ := c.Job(bal.ID)
-	c90 := power.ModelCurve(power.Model{IdleW: 72, PeakW: 490, A: power.DefaultCurveA, K: power.DefaultCurveK}, 0.9)
+	h100, _ := power.ModelFor("h100")
+	c90 := power.ModelCurve(h100, 0.9)
 	wantBal := power.OperatingPointW(c90, 200, 700, api.PolicyBalanced, 0.1)
 	for _, i := range pj.GPUIndices {
 		if reply.LimitsW[i] != 700 {
