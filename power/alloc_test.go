@@ -257,15 +257,15 @@ func TestCompileBudget(t *testing.T) {
 		}
 	}
 	// 16 H100s at 200 W: 3200 W; one node of 8: 1600 W.
-	if err := CheckBudgetFloor(p, 3200, 1600, "a"); err != nil {
+	if err := CheckBudgetFloor(p, 3200, "every GPU at its minimum power limit", 1600, "a"); err != nil {
 		t.Errorf("floor: %v", err)
 	}
 	low, _ := CompileBudget(api.PowerBudget{DefaultW: 3000})
-	if err := CheckBudgetFloor(low, 3200, 1600, "a"); err == nil || !strings.Contains(err.Error(), "at least 3200 W") {
+	if err := CheckBudgetFloor(low, 3200, "every GPU at its minimum power limit", 1600, "a"); err == nil || !strings.Contains(err.Error(), "at least 3200 W") {
 		t.Errorf("3000 W for 3200 W of minimum draw: %v", err)
 	}
 	lowNode, _ := CompileBudget(api.PowerBudget{DefaultW: 5000, NodeMaxW: 1000})
-	if err := CheckBudgetFloor(lowNode, 3200, 1600, "a"); err == nil || !strings.Contains(err.Error(), "node a") {
+	if err := CheckBudgetFloor(lowNode, 3200, "every GPU at its minimum power limit", 1600, "a"); err == nil || !strings.Contains(err.Error(), "node a") {
 		t.Errorf("node cap 1000 W for 1600 W: %v", err)
 	}
 }

@@ -78,6 +78,19 @@ func (p *BudgetPlan) WattsAt(t time.Time) (watts float64, win int) {
 	return p.b.DefaultW, -1
 }
 
+// MaxW is the largest budget the plan ever puts in force: the default or a
+// window's (0: none).
+func (p *BudgetPlan) MaxW() float64 {
+	if p == nil {
+		return 0
+	}
+	w := p.b.DefaultW
+	for _, win := range p.b.Windows {
+		w = math.Max(w, win.Watts)
+	}
+	return w
+}
+
 // NodeMaxW is the per-node cap (0: none).
 func (p *BudgetPlan) NodeMaxW() float64 {
 	if p == nil {
@@ -96,10 +109,11 @@ func (p *BudgetPlan) NextChange(t time.Time, horizon time.Duration) time.Time {
 }
 
 // CheckBudgetFloor refuses a budget that the GPUs cannot meet even with
-// every GPU at its minimum limit: clusterMinW is the sum of all GPUs'
-// minimum limits, nodeMinW the largest such sum on one node (and nodeName
-// that node).
-func CheckBudgetFloor(p *BudgetPlan, clusterMinW, nodeMinW float64, nodeName string) error {
+// every GPU that must stay awake at its minimum limit: clusterMinW is that
+// floor and clusterWhat says what it is made of (e.g. "every GPU at its
+// minimum power limit"), nodeMinW the largest sum of minimum limits on one
+// node (and nodeName that node).
+func CheckBudgetFloor(p *BudgetPlan, clusterMinW float64, clusterWhat string, nodeMinW float64, nodeName string) error {
 	if p == nil {
 		return nil
 	}
@@ -107,8 +121,8 @@ func CheckBudgetFloor(p *BudgetPlan, clusterMinW, nodeMinW float64, nodeName str
 	check := func(field string, w float64) error {
 		if w > 0 && w < clusterMinW {
 			return &BudgetError{Field: field, Msg: fmt.Sprintf(
-				"%.0f W is below the GPUs' minimum possible draw of %.0f W (every GPU at its minimum power limit); give at least %.0f W",
-				w, clusterMinW, clusterMinW)}
+				"%.0f W is below the GPUs' minimum possible draw of %.0f W (%s); give at least %.0f W",
+				w, clusterMinW, clusterWhat, clusterMinW)}
 		}
 		return nil
 	}

@@ -152,15 +152,16 @@ func fingerprint(in power.AllocInput) uint64 {
 }
 
 // SetBudget validates and installs a power budget. It refuses one below the
-// known GPUs' minimum possible draw (every GPU at its minimum limit); on error
-// nothing changes. A budget with default_w 0 and no windows removes it.
+// known GPUs' minimum possible draw (budgetFloorW); on error nothing changes.
+// A budget with default_w 0 and no windows removes it.
 func (c *Core) SetBudget(b api.PowerBudget) (api.PowerBudget, error) {
 	p, err := power.CompileBudget(b)
 	if err != nil {
 		return api.PowerBudget{}, err
 	}
-	cluster, nodeMin, nodeName := c.minDrawW()
-	if err := power.CheckBudgetFloor(p, cluster, nodeMin, nodeName); err != nil {
+	floor, what := c.budgetFloorW()
+	_, nodeMin, nodeName := c.minDrawW()
+	if err := power.CheckBudgetFloor(p, floor, what, nodeMin, nodeName); err != nil {
 		return api.PowerBudget{}, err
 	}
 	c.pw.budget = p
@@ -184,6 +185,20 @@ func (c *Core) RestoreBudget(b api.PowerBudget) error {
 	return nil
 }
 
+// budgetFloorW is the least the GPUs can be held to, the floor below which
+// SetBudget refuses a budget, and what it is made of. Under a policy that
+// suspends idle nodes, a suspended node's GPUs draw nothing and shedIdle
+// suspends idle nodes when the budget needs it, so the floor is the largest
+// node's GPUs at their minimum limits (any one node can run); otherwise every
+// GPU at its minimum limit.
+func (c *Core) budgetFloorW() (floorW float64, what string) {
+	cluster, node, name := c.minDrawW()
+	if c.policy.SuspendIdle {
+		return node, fmt.Sprintf("node %s's GPUs at their minimum power limits, the other nodes suspended", name)
+	}
+	return cluster, "every GPU at its minimum power limit"
+}
+
 // minDrawW sums the minimum limits of every known GPU, and finds the node
 // with the largest such sum.
 func (c *Core) minDrawW() (clusterW, nodeW float64, node string) {
@@ -203,7 +218,7 @@ func (c *Core) minDrawW() (clusterW, nodeW float64, node string) {
 // BudgetStatus is the budget with what is in force and measured now.
 func (c *Core) BudgetStatus(now time.Time) api.PowerBudgetStatus {
 	w, win := c.pw.budget.WattsAt(now)
-	min, _, _ := c.minDrawW()
+	min, _ := c.budgetFloorW()
 	a := c.allocate(now)
 	return api.PowerBudgetStatus{
 		Budget: c.pw.budget.Budget(), WattsNow: w, Window: win,
@@ -342,21 +357,35 @@ func (c *Core) allocJob(j *api.Job, m power.Model) power.AllocJob {
 	return aj
 }
 
+// UnrunnablePrefix starts the waiting reason of a job that cannot run
+// under any budget the plan puts in force, however empty the cluster.
+const UnrunnablePrefix = "cannot run under the power budget"
+
 // powerAdmits says why a queued job may not start where the placement
 // pipeline put it (decision d) under the budget in force ("" if it may):
 // with it running, the allocation must fit and leave every running job at
-// least AdmitRel of its operating speed.
-func (c *Core) powerAdmits(j *jobRec, d *decision, now time.Time) string {
+// least AdmitRel of its operating speed, and the job itself AdmitRel, or
+// what it would get with the cluster otherwise empty if that is less (a job
+// too large for AdmitRel under the budget still runs, alone enough).
+//
+// Under a policy that suspends idle nodes, awake nodes that hold no job and
+// are not in d count as suspended if that is what admits the job: shed
+// lists them, and the caller suspends them as it starts the job.
+//
+// A job whose GPUs at their minimum limits, with the idle GPUs of its nodes,
+// exceed the largest budget the plan ever puts in force can never start: its
+// reason starts with UnrunnablePrefix.
+func (c *Core) powerAdmits(j *jobRec, d *decision, now time.Time) (reason string, shed []*nodeState) {
 	w, _ := c.pw.budget.WattsAt(now)
 	if w <= 0 && c.pw.budget.NodeMaxW() <= 0 {
-		return ""
+		return "", nil
 	}
 	// Per-node caps make refusals node-specific: no memo then.
 	memo := j.PowerCurve == nil && c.pw.budget.NodeMaxW() <= 0
 	if r, ok := c.pw.refused[j.Spec.EnergyPolicy]; memo && ok && j.Spec.GPUs >= r.gpus {
-		return r.reason
+		return r.reason, nil
 	}
-	refuse := func(reason string) string {
+	refuse := func(reason string) (string, []*nodeState) {
 		if memo {
 			if c.pw.refused == nil {
 				c.pw.refused = map[string]refusal{}
@@ -365,14 +394,16 @@ func (c *Core) powerAdmits(j *jobRec, d *decision, now time.Time) string {
 				c.pw.refused[j.Spec.EnergyPolicy] = refusal{j.Spec.GPUs, reason}
 			}
 		}
-		return reason
+		return reason, nil
 	}
 	// The allocation as if the job ran on the decision's free GPUs.
 	in := c.allocInput(now)
 	m := power.Model{}
 	need := j.Spec.GPUs
 	taken := map[string]map[int]bool{}
+	inD := map[string]bool{}
 	for _, n := range d.nodes {
+		inD[n.Name] = true
 		taken[n.Name] = map[int]bool{}
 		if n.power() == api.PowerSuspended { // it would be woken: its GPUs count again
 			for _, g := range n.GPUs {
@@ -390,27 +421,146 @@ func (c *Core) powerAdmits(j *jobRec, d *decision, now time.Time) string {
 			}
 		}
 	}
+	// Its own floor: its GPUs at their minimum limits, the rest of its
+	// nodes idle.
+	var floorW float64
 	for i := range in.GPUs {
-		if g := &in.GPUs[i]; taken[g.Node][g.Index] {
+		g := &in.GPUs[i]
+		if taken[g.Node][g.Index] {
 			g.Job = j.ID
+			floorW += g.MinLimitW
+		} else if inD[g.Node] && g.Job == "" {
+			floorW += math.Min(g.IdleW, g.MinLimitW)
 		}
 	}
+	if maxW := c.pw.budget.MaxW(); maxW > 0 && floorW > maxW {
+		return refuse(fmt.Sprintf("%s: its %d GPUs at their minimum power limits, with the idle GPUs of its nodes, draw %.0f W, above the largest budget of %.0f W; raise the budget or ask for fewer GPUs",
+			UnrunnablePrefix, j.Spec.GPUs, floorW, maxW))
+	}
 	in.Jobs[j.ID] = c.allocJob(&j.Job, m)
+	why := c.admits(j, in, w)
+	if why == "" {
+		return "", nil
+	}
+	// Under a policy that suspends idle nodes: would it start with the idle
+	// nodes outside d suspended?
+	if !c.policy.SuspendIdle || w <= 0 {
+		return refuse(why)
+	}
+	idle := map[string]bool{}
+	for _, n := range c.order {
+		if !inD[n.Name] && n.State == api.NodeUp && n.power() == api.PowerOn && len(n.jobs) == 0 {
+			idle[n.Name] = true
+			shed = append(shed, n)
+		}
+	}
+	if len(shed) == 0 {
+		return refuse(why)
+	}
+	in.GPUs = slices.DeleteFunc(in.GPUs, func(g power.AllocGPU) bool { return idle[g.Node] })
+	if why := c.admits(j, in, w); why != "" {
+		return refuse(why)
+	}
+	return "", shed
+}
+
+// admits says why the allocation in, which includes job j, refuses it ("" if
+// it does not): see powerAdmits.
+func (c *Core) admits(j *jobRec, in power.AllocInput, w float64) string {
 	a := power.Allocate(in)
 	if !a.Fits {
-		return refuse(fmt.Sprintf("waiting for power: with it running the GPUs' minimum draw exceeds the %.0f W budget in force", w))
+		return fmt.Sprintf("waiting for power: with it running the GPUs' minimum draw exceeds the %.0f W budget in force", w)
 	}
 	worst, who := 1.0, ""
 	for id, rel := range a.JobRel {
-		if rel < worst || (rel == worst && id < who) {
+		need := c.Power.AdmitRel
+		if id == j.ID && rel < need {
+			// What it would get with no other job running: its own GPUs
+			// and the idle GPUs of its nodes only.
+			var alone power.AllocInput = in
+			alone.GPUs = nil
+			nodes := map[string]bool{}
+			for _, g := range in.GPUs {
+				if g.Job == j.ID {
+					nodes[g.Node] = true
+				}
+			}
+			for _, g := range in.GPUs {
+				if nodes[g.Node] {
+					if g.Job != j.ID {
+						g.Job = ""
+					}
+					alone.GPUs = append(alone.GPUs, g)
+				}
+			}
+			if r, ok := power.Allocate(alone).JobRel[j.ID]; ok {
+				need = math.Min(need, r-1e-9)
+			}
+		}
+		if rel < need && (rel < worst || (rel == worst && id < who)) {
 			worst, who = rel, id
 		}
 	}
-	if worst < c.Power.AdmitRel {
-		return refuse(fmt.Sprintf("waiting for power: under the %.0f W budget in force, starting it would slow %s to %.0f%% of its operating speed (a job starts only if every job keeps %.0f%%)",
-			w, who, 100*worst, 100*c.Power.AdmitRel))
+	if who != "" {
+		return fmt.Sprintf("waiting for power: under the %.0f W budget in force, starting it would slow %s to %.0f%% of its operating speed (a job starts only if every job keeps %.0f%%)",
+			w, who, 100*worst, 100*c.Power.AdmitRel)
 	}
 	return ""
+}
+
+// shedIdle suspends awake nodes that hold no job when the budget in force
+// needs their watts: when the allocation does not fit, or holds running jobs
+// below their operating points, as many nodes (idle longest first, then by
+// name) as give back the watts those jobs miss. Only under a policy that
+// suspends idle nodes: the budget overrides their idle timeout. Changed nodes
+// go into ch.
+func (c *Core) shedIdle(now time.Time, ch *Changes) {
+	if !c.policy.SuspendIdle {
+		return
+	}
+	if w, _ := c.pw.budget.WattsAt(now); w <= 0 {
+		return
+	}
+	a := c.allocate(now)
+	missW := 0.0
+	if !a.Fits {
+		missW = math.Inf(1)
+	}
+	for id, l := range a.JobLimitW {
+		if t := a.JobTargetW[id]; l < t {
+			if j := c.jobs[id]; j != nil {
+				missW += (t - l) * float64(j.Spec.GPUs)
+			}
+		}
+	}
+	if !(missW > 1e-6) {
+		return
+	}
+	var idle []*nodeState
+	for _, n := range c.order {
+		if n.State == api.NodeUp && n.power() == api.PowerOn && len(n.jobs) == 0 {
+			idle = append(idle, n)
+		}
+	}
+	slices.SortStableFunc(idle, func(x, y *nodeState) int { return x.idleSince.Compare(y.idleSince) })
+	for _, n := range idle {
+		if !(missW > 1e-6) {
+			break
+		}
+		for _, g := range n.GPUs {
+			if cappable(g) {
+				missW -= math.Min(c.gpuModel(g).IdleW, g.MinLimitW)
+			}
+		}
+		c.suspend(n, now, ch)
+	}
+}
+
+// suspend suspends an awake node that holds no job.
+func (c *Core) suspend(n *nodeState, now time.Time, ch *Changes) {
+	c.setPower(n, api.PowerSuspended, now)
+	c.markAllocStale()
+	ch.addNode(n)
 }
 
 // PowerLimits is each running job's power limit under the budget in force

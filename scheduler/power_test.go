@@ -125,7 +125,9 @@ func TestSetBudgetRefusals(t *testing.T) {
 		b    api.PowerBudget
 		says string
 	}{
-		{api.PowerBudget{DefaultW: 3000}, "below the GPUs' minimum possible draw of 3200 W"},
+		// The energy policy suspends idle nodes: one node's GPUs at their
+		// minimum limits is the floor.
+		{api.PowerBudget{DefaultW: 1500}, "below the GPUs' minimum possible draw of 1600 W (node a's GPUs at their minimum power limits, the other nodes suspended)"},
 		{api.PowerBudget{DefaultW: 5000, NodeMaxW: 1500}, "node_max_w"},
 		{api.PowerBudget{DefaultW: 5000, Windows: []api.BudgetWindow{{Start: "0 8 * * *", End: "0 20 * * *", Watts: 100}}}, "windows[0].watts"},
 		{api.PowerBudget{DefaultW: 5000, Windows: []api.BudgetWindow{{Start: "CRON_TZ=UTC", End: "0 20 * * *", Watts: 4000}}}, "no schedule"},
@@ -137,8 +139,22 @@ func TestSetBudgetRefusals(t *testing.T) {
 			t.Errorf("a refused budget changed what is in force: %+v", st)
 		}
 	}
-	if st := c.BudgetStatus(t0); st.MinDrawW != 3200 {
-		t.Errorf("min draw %v, want 3200", st.MinDrawW)
+	if st := c.BudgetStatus(t0); st.MinDrawW != 1600 {
+		t.Errorf("min draw %v, want 1600", st.MinDrawW)
+	}
+	if _, err := c.SetBudget(api.PowerBudget{DefaultW: 3000}); err != nil {
+		t.Errorf("3000 W with idle nodes suspended: %v", err)
+	}
+	// A policy that keeps idle nodes on: every GPU at its minimum limit.
+	p, _ := PolicyByName("fifo-firstfit")
+	f, err := NewWithPolicy(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0)
+	f.Heartbeat("b", api.Heartbeat{GPUs: h100s("b", 8, 72)}, t0)
+	if _, err := f.SetBudget(api.PowerBudget{DefaultW: 3000}); err == nil || !strings.Contains(err.Error(), "minimum possible draw of 3200 W (every GPU at its minimum power limit)") {
+		t.Errorf("fifo-firstfit, 3000 W: %v, want the 3200 W floor", err)
 	}
 }
 
@@ -244,5 +260,82 @@ func TestCurveInheritedAfterRestore(t *testing.T) {
 	}
 	if j.PowerCurve == nil || j.PowerCurve.From != "j-9" {
 		t.Fatalf("inherited %+v, want j-9's curve (the latest)", j.PowerCurve)
+	}
+}
+
+// nodePower is a node's power state as Nodes reports it.
+func nodePower(c *Core, name string) string {
+	for _, n := range c.Nodes() {
+		if n.Name == name {
+			return n.Power
+		}
+	}
+	return ""
+}
+
+// TestBudgetSuspendsIdleNodes: two awake H100 nodes, a balanced 4-GPU job
+// and a 2200 W budget. With both nodes awake the job's 4 x 409 W plus 12
+// idle GPUs x 72 W is 2500 W: the budget would hold the job below its
+// operating point, so the idle node b is suspended (before its idle
+// timeout) and the job runs at its operating point (4 x 409 + 4 x 72 = 1924 W).
+func TestBudgetSuspendsIdleNodes(t *testing.T) {
+	c := New()
+	c.Power.Profile = false
+	c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0)
+	c.Heartbeat("b", api.Heartbeat{GPUs: h100s("b", 8, 72)}, t0)
+	if _, err := c.SetBudget(api.PowerBudget{DefaultW: 2200}); err != nil {
+		t.Fatal(err)
+	}
+	s := powerSpec("j", api.PolicyBalanced, 4)
+	s.Workload.Synthetic.Utilization = 1
+	j, _ := c.Submit(s, t0)
+	c.Schedule(t0)
+	c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0.Add(time.Second))
+	got, _ := c.Job(j.ID)
+	if got.State != api.StateRunning || got.Node != "a" {
+		t.Fatalf("job %s on %q, want running on a", got.State, got.Node)
+	}
+	if p := nodePower(c, "b"); p != api.PowerSuspended {
+		t.Errorf("idle node b is %q, want suspended: the budget needs its idle draw", p)
+	}
+	if p := nodePower(c, "a"); p == api.PowerSuspended {
+		t.Errorf("node a, running the job, is suspended")
+	}
+	m, _ := power.ModelFor("h100")
+	want := power.OperatingPointW(power.ModelCurve(m, 1), 200, 700, api.PolicyBalanced, 0)
+	if got.PowerLimitW != want {
+		t.Errorf("job limit %v W, want its operating point %v W", got.PowerLimitW, want)
+	}
+	if st := c.BudgetStatus(t0.Add(time.Second)); st.AllocatedW > 2200 {
+		t.Errorf("allocated %v W over the 2200 W budget", st.AllocatedW)
+	}
+}
+
+// TestUnrunnableUnderBudget: a 16-GPU job on two H100 nodes under a 3000 W
+// budget draws 3200 W at its minimum limits: it waits with a reason that
+// says it can never run under this budget, and a 1-GPU job still starts.
+func TestUnrunnableUnderBudget(t *testing.T) {
+	p, _ := PolicyByName("energy")
+	p.MultiNode = true
+	c, err := NewWithPolicy(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Power.Profile = false
+	c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0)
+	c.Heartbeat("b", api.Heartbeat{GPUs: h100s("b", 8, 72)}, t0)
+	if _, err := c.SetBudget(api.PowerBudget{DefaultW: 3000}); err != nil {
+		t.Fatal(err)
+	}
+	big, _ := c.Submit(powerSpec("big", api.PolicyBalanced, 16), t0)
+	small, _ := c.Submit(powerSpec("small", api.PolicyBalanced, 1), t0)
+	c.Schedule(t0)
+	b, _ := c.Job(big.ID)
+	s, _ := c.Job(small.ID)
+	if b.State != api.StateQueued || !strings.HasPrefix(b.Reason, UnrunnablePrefix) || !strings.Contains(b.Reason, "3200 W") {
+		t.Errorf("16-GPU job %s, reason %q: want queued, %q... 3200 W", b.State, b.Reason, UnrunnablePrefix)
+	}
+	if s.State != api.StateRunning {
+		t.Errorf("1-GPU job %s (%s), want running", s.State, s.Reason)
 	}
 }

@@ -32,6 +32,9 @@ const perBucket = 2
 func (c *Core) Schedule(now time.Time) Changes {
 	var ch Changes
 	c.freed = false
+	// Under a budget that holds running jobs down (or cannot hold the awake
+	// GPUs at all), idle nodes give their watts back (power.go).
+	c.shedIdle(now, &ch)
 	cur := c.queue.cursor()
 	j := cur.next()
 	if j == nil {
@@ -60,14 +63,19 @@ func (c *Core) Schedule(now time.Time) Changes {
 		scanned++
 		d, reason := c.place(j, res, now)
 		if d != nil {
-			// The power budget in force must allow it there (power.go).
-			if r := c.powerAdmits(j, d, now); r != "" {
+			// The power budget in force must allow it there (power.go),
+			// perhaps with idle nodes suspended to make room.
+			r, shed := c.powerAdmits(j, d, now)
+			if r != "" {
 				blocked++
 				if j.Reason != r {
 					j.Reason = r
 					ch.addJob(j)
 				}
 				continue
+			}
+			for _, n := range shed {
+				c.suspend(n, now, &ch)
 			}
 		}
 		if d == nil {
@@ -102,6 +110,8 @@ func (c *Core) Schedule(now time.Time) Changes {
 		ch.addJob(j)
 		clear(c.reasons)
 	}
+	// And once the jobs it started hold their watts.
+	c.shedIdle(now, &ch)
 	return ch
 }
 

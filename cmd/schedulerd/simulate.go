@@ -262,6 +262,11 @@ func renderSimTable(w io.Writer, c simConfig, cluster []sim.NodeSpec, np power.N
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for _, r := range results {
+		if r.Unrunnable > 0 {
+			fmt.Fprintf(w, "\n%s: %d job(s) never ran: %s\n", r.Policy, r.Unrunnable, r.UnrunnableReason)
+		}
+	}
 	if c.deferrable > 0 {
 		fmt.Fprintf(w, "\ndeferrable fraction %g (deadline 24 h after submission; only off-peak policies defer):\n", c.deferrable)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

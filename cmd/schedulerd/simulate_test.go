@@ -30,7 +30,7 @@ func TestSimulateJSON(t *testing.T) {
 		t.Fatalf("%v: %s", err, out.String())
 	}
 	want := []string{"budget_violation_s", "co2_kg", "cost", "energy_kwh", "gpu_energy_kwh", "gpu_utilization",
-		"jobs", "makespan_s", "mean_jct_s", "mean_wait_s", "p95_jct_s", "policy"}
+		"jobs", "makespan_s", "mean_jct_s", "mean_wait_s", "p95_jct_s", "policy", "unrunnable_jobs"}
 	if len(doc) != 1 || len(doc["results"]) != 2 {
 		t.Fatalf("want {\"results\": [two policies]}, got %s", out.String())
 	}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/joulehq/joule/api"
@@ -67,5 +68,28 @@ func TestCapBalancedSlowdown(t *testing.T) {
 	}
 	if _, err := Run(jobs, Config{Cluster: Uniform(1, "h100"), Policy: pol(t, "energy+cap"), BudgetW: 10000, BalancedSlowdown: -1}); err == nil {
 		t.Error("a negative balanced slowdown ran")
+	}
+}
+
+// Three idle H100 nodes draw 24 x 72 = 1728 W, above a 1700 W budget: the
+// replay starts with the idle nodes suspended, so the GPUs are never over
+// budget, not even before the idle timeout. A 16-GPU job, 3200 W at its
+// minimum limits, can never run: it is counted, with the reason, and the
+// replay still finishes the others.
+func TestCapIdleNodesAndUnrunnable(t *testing.T) {
+	jobs := trace(t, "job_id,submit_time_s,duration_s,num_gpus,user,status\na,3600,3600,1,,\nbig,3600,3600,16,,\nb,7200,600,1,,\n")
+	r, err := Run(jobs, Config{Cluster: Uniform(3, "h100"), Policy: pol(t, "energy+cap"), BudgetW: 1700})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.BudgetViolationS != 0 || r.Jobs != 2 || r.Unrunnable != 1 ||
+		!strings.Contains(r.UnrunnableReason, "trace job big: cannot run under the power budget") {
+		t.Fatalf("over budget %v s, %d jobs, %d unrunnable (%q); want 0 s, 2 jobs, big unrunnable", r.BudgetViolationS, r.Jobs, r.Unrunnable, r.UnrunnableReason)
+	}
+	// The daemon's floor: below one node's GPUs at their minimum limits
+	// (8 x 200 W) the budget is refused, naming the floor.
+	if _, err := Run(jobs, Config{Cluster: Uniform(3, "h100"), Policy: pol(t, "energy+cap"), BudgetW: 1500}); err == nil ||
+		!strings.Contains(err.Error(), "minimum possible draw of 1600 W") {
+		t.Errorf("1500 W budget: %v, want a refusal naming the 1600 W floor", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/joulehq/joule/api"
@@ -102,6 +103,12 @@ type Result struct {
 	MakespanS        float64 `json:"makespan_s"`
 	GPUUtilization   float64 `json:"gpu_utilization"`
 	BudgetViolationS float64 `json:"budget_violation_s"`
+	// Unrunnable counts the jobs that never ran because even alone, at
+	// their GPUs' minimum limits, they draw more than the budget; they stay
+	// queued with that reason, as in the daemon. UnrunnableReason is the
+	// first one's (in trace order).
+	Unrunnable       int    `json:"unrunnable_jobs"`
+	UnrunnableReason string `json:"unrunnable_reason,omitempty"`
 	// OffPeak is present when Config.DeferrableFraction > 0.
 	OffPeak *OffPeakResult `json:"offpeak,omitempty"`
 
@@ -204,8 +211,6 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 			return Result{}, fmt.Errorf("simulate: policy %s needs a power budget: give --budget-kw", cfg.Policy.Name)
 		}
 		// Virtual agents do not profile: jobs follow the power model's curve.
-		// The budget skips the floor check (every GPU at its minimum limit):
-		// suspended nodes draw nothing, so a budget below it can hold.
 		core.Power.Profile = false
 		if cfg.BalancedSlowdown != 0 {
 			core.Power.MaxSlowdown = cfg.BalancedSlowdown
@@ -213,12 +218,10 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 				return Result{}, fmt.Errorf("simulate: %w", err)
 			}
 		}
-		if err := core.RestoreBudget(api.PowerBudget{DefaultW: cfg.BudgetW}); err != nil {
-			return Result{}, fmt.Errorf("simulate: %w", err)
-		}
 	}
 	nodes := map[string]*node{}
 	byModel := map[string]power.Model{}
+	var initial scheduler.Changes // the budget's first pass
 	totalGPUs, largest := 0, 0
 	for _, s := range cfg.Cluster {
 		gpus, err := NodeGPUs(s)
@@ -231,6 +234,16 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 		totalGPUs += s.GPUs
 		largest = max(largest, s.GPUs)
 		core.Heartbeat(s.Name, api.Heartbeat{GPUs: gpus}, cfg.Start)
+	}
+	if capped {
+		// The daemon's rule: SetBudget refuses a budget below the GPUs'
+		// minimum possible draw (scheduler's budgetFloorW). Set once the
+		// nodes are known; the first pass suspends the idle nodes it cannot
+		// hold.
+		if _, err := core.SetBudget(api.PowerBudget{DefaultW: cfg.BudgetW}); err != nil {
+			return Result{}, fmt.Errorf("simulate: %w", err)
+		}
+		initial = core.Schedule(cfg.Start)
 	}
 
 	res := Result{Policy: cfg.Policy.Name}
@@ -415,7 +428,8 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 		}
 	}
 
-	ai, done := 0, 0
+	observe(initial)
+	ai, done, firstUnrunnable := 0, 0, 0
 	var tickedAt time.Time
 	for {
 		next := time.Time{}
@@ -543,7 +557,22 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 		pace()
 	}
 	if done < total {
-		return res, fmt.Errorf("simulate: %d of %d jobs never ran (the cluster cannot hold them)", total-done, total)
+		// Jobs the budget can never hold (scheduler.UnrunnablePrefix) are
+		// reported, as a facility would see them: waiting with that reason.
+		for id, r := range runs {
+			if r.started {
+				continue
+			}
+			if j, ok := core.Job(id); ok && strings.HasPrefix(j.Reason, scheduler.UnrunnablePrefix) {
+				res.Unrunnable++
+				if res.UnrunnableReason == "" || r.trace < firstUnrunnable {
+					res.UnrunnableReason, firstUnrunnable = fmt.Sprintf("trace job %s: %s", jobs[r.trace].ID, j.Reason), r.trace
+				}
+			}
+		}
+		if done+res.Unrunnable < total {
+			return res, fmt.Errorf("simulate: %d of %d jobs never ran (the cluster cannot hold them)", total-done-res.Unrunnable, total)
+		}
 	}
 	res.Jobs = done
 	res.EnergyKWh = energyJ / 3.6e6
