@@ -78,6 +78,32 @@ func (p *BudgetPlan) WattsAt(t time.Time) (watts float64, win int) {
 	return p.b.DefaultW, -1
 }
 
+// BudgetStep is a span [From, To) during which the budget W is in force
+// (0: none).
+type BudgetStep struct {
+	From, To time.Time
+	W        float64
+}
+
+// Steps splits [from, to) into spans of constant budget, in order.
+func (p *BudgetPlan) Steps(from, to time.Time) []BudgetStep {
+	if p == nil || !to.After(from) {
+		return nil
+	}
+	if p.windows.Len() == 0 {
+		return []BudgetStep{{From: from, To: to, W: p.b.DefaultW}}
+	}
+	segs := p.windows.Segments(from, to)
+	out := make([]BudgetStep, len(segs))
+	for i, s := range segs {
+		out[i] = BudgetStep{From: s.From, To: s.To, W: p.b.DefaultW}
+		if s.Window >= 0 {
+			out[i].W = p.b.Windows[s.Window].Watts
+		}
+	}
+	return out
+}
+
 // MaxW is the largest budget the plan ever puts in force: the default or a
 // window's (0: none).
 func (p *BudgetPlan) MaxW() float64 {

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/joulehq/joule/api"
@@ -68,6 +69,16 @@ type powerState struct {
 	cacheAt time.Time
 	stale   bool
 	fresh   bool
+	// cacheW is the budget in force when the cache was checked: a window
+	// edge makes it stale at once.
+	cacheW float64
+	// wattsAt and watts memoise the budget in force at one instant (cron
+	// windows are costly to evaluate, and a pass asks once per job).
+	wattsAt time.Time
+	watts   float64
+	// steps are the budget's spans over budgetLookahead from stepsAt.
+	stepsAt time.Time
+	steps   []power.BudgetStep
 	// models memoises power.ModelByName per GPU name.
 	models map[string]power.Model
 	// curves indexes the latest power curve per name and project (noteCurve).
@@ -90,15 +101,54 @@ type refusal struct {
 // placements mark it stale at once.
 const allocRefresh = 250 * time.Millisecond
 
+// budgetW is the budget in force at now (0: none), memoised per instant.
+func (c *Core) budgetW(now time.Time) float64 {
+	if c.pw.budget == nil {
+		return 0
+	}
+	if !now.Equal(c.pw.wattsAt) {
+		c.pw.watts, _ = c.pw.budget.WattsAt(now)
+		c.pw.wattsAt = now
+	}
+	return c.pw.watts
+}
+
+// budgetLookahead bounds how far ahead admission looks for a lower budget.
+const budgetLookahead = 7 * 24 * time.Hour
+
+// budgetMinW is the least budget in force from now until end (0: none at
+// all) and when it starts, looking at most budgetLookahead ahead; the
+// budget's spans are computed once per instant.
+func (c *Core) budgetMinW(now, end time.Time) (minW float64, at time.Time) {
+	if c.pw.budget == nil {
+		return 0, time.Time{}
+	}
+	if !now.Equal(c.pw.stepsAt) || c.pw.steps == nil {
+		c.pw.steps, c.pw.stepsAt = c.pw.budget.Steps(now, now.Add(budgetLookahead)), now
+	}
+	for _, s := range c.pw.steps {
+		if !s.From.Before(end) {
+			break
+		}
+		if s.W > 0 && (minW == 0 || s.W < minW) {
+			minW, at = s.W, s.From
+		}
+	}
+	return minW, at
+}
+
 // markAllocStale makes the next allocate look at the state again.
 func (c *Core) markAllocStale() { c.pw.stale = true }
 
 // allocate is power.Allocate over the current state, memoised on its input
-// and rechecked at most every allocRefresh unless marked stale.
+// and rechecked at most every allocRefresh unless marked stale or the budget
+// in force changed.
 func (c *Core) allocate(now time.Time) power.Allocation {
-	if c.pw.cache != nil && !c.pw.stale && !now.Before(c.pw.cacheAt) && now.Sub(c.pw.cacheAt) < allocRefresh {
+	w := c.budgetW(now)
+	if c.pw.cache != nil && !c.pw.stale && !now.Before(c.pw.cacheAt) && now.Sub(c.pw.cacheAt) < allocRefresh && w == c.pw.cacheW {
 		return *c.pw.cache
 	}
+	c.pw.cacheW = w
 	in := c.allocInput(now)
 	key := fingerprint(in)
 	if c.pw.cache == nil || c.pw.cacheKey != key {
@@ -164,7 +214,7 @@ func (c *Core) SetBudget(b api.PowerBudget) (api.PowerBudget, error) {
 	if err := power.CheckBudgetFloor(p, floor, what, nodeMin, nodeName); err != nil {
 		return api.PowerBudget{}, err
 	}
-	c.pw.budget = p
+	c.pw.budget, c.pw.wattsAt, c.pw.steps = p, time.Time{}, nil
 	c.markAllocStale()
 	if b.DefaultW == 0 && len(b.Windows) == 0 {
 		c.pw.budget = nil
@@ -180,7 +230,7 @@ func (c *Core) RestoreBudget(b api.PowerBudget) error {
 	if err != nil {
 		return fmt.Errorf("stored power budget: %w", err)
 	}
-	c.pw.budget = p
+	c.pw.budget, c.pw.wattsAt, c.pw.steps = p, time.Time{}, nil
 	c.markAllocStale()
 	return nil
 }
@@ -318,7 +368,7 @@ func (c *Core) profiling(j *api.Job) bool {
 
 // allocInput gathers the up nodes' cappable GPUs and the jobs holding them.
 func (c *Core) allocInput(now time.Time) power.AllocInput {
-	w, _ := c.pw.budget.WattsAt(now)
+	w := c.budgetW(now)
 	in := power.AllocInput{Jobs: map[string]power.AllocJob{}, NodeMaxW: c.pw.budget.NodeMaxW(), MaxSlowdown: c.Power.MaxSlowdown}
 	if w > 0 {
 		in.BudgetW = math.Max(w-c.uncappedW(), 0)
@@ -357,6 +407,10 @@ func (c *Core) allocJob(j *api.Job, m power.Model) power.AllocJob {
 	return aj
 }
 
+// dropPrefix starts the waiting reason of a job refused for a lower budget
+// coming before it is expected to end.
+const dropPrefix = "waiting for power: the budget drops"
+
 // UnrunnablePrefix starts the waiting reason of a job that cannot run
 // under any budget the plan puts in force, however empty the cluster.
 const UnrunnablePrefix = "cannot run under the power budget"
@@ -372,11 +426,16 @@ const UnrunnablePrefix = "cannot run under the power budget"
 // are not in d count as suspended if that is what admits the job: shed
 // lists them, and the caller suspends them as it starts the job.
 //
+// It must also fit, at the GPUs' minimum limits, the lowest budget coming
+// before it is expected to end (its runtime estimate, slowed as far as
+// admission allows): a window that lowers the budget must not find the
+// running jobs unable to get under it.
+//
 // A job whose GPUs at their minimum limits, with the idle GPUs of its nodes,
 // exceed the largest budget the plan ever puts in force can never start: its
 // reason starts with UnrunnablePrefix.
 func (c *Core) powerAdmits(j *jobRec, d *decision, now time.Time) (reason string, shed []*nodeState) {
-	w, _ := c.pw.budget.WattsAt(now)
+	w := c.budgetW(now)
 	if w <= 0 && c.pw.budget.NodeMaxW() <= 0 {
 		return "", nil
 	}
@@ -386,7 +445,9 @@ func (c *Core) powerAdmits(j *jobRec, d *decision, now time.Time) (reason string
 		return r.reason, nil
 	}
 	refuse := func(reason string) (string, []*nodeState) {
-		if memo {
+		// A refusal for a coming budget drop depends on the job's runtime,
+		// not only its size: not memoised.
+		if memo && !strings.HasPrefix(reason, dropPrefix) {
 			if c.pw.refused == nil {
 				c.pw.refused = map[string]refusal{}
 			}
@@ -438,7 +499,11 @@ func (c *Core) powerAdmits(j *jobRec, d *decision, now time.Time) (reason string
 			UnrunnablePrefix, j.Spec.GPUs, floorW, maxW))
 	}
 	in.Jobs[j.ID] = c.allocJob(&j.Job, m)
-	why := c.admits(j, in, w)
+	// The lowest budget it would run under: its expected runtime, slowed
+	// as far as admission lets the budget slow it.
+	run := float64(Estimate(j.Spec, j.Progress)) * (1 + c.Power.MaxSlowdown) / math.Max(c.Power.AdmitRel, power.MinRelThroughput)
+	lowW, lowAt := c.budgetMinW(now, now.Add(time.Duration(math.Min(run, float64(budgetLookahead)))))
+	why := c.admits(j, in, w, lowW, lowAt)
 	if why == "" {
 		return "", nil
 	}
@@ -458,7 +523,7 @@ func (c *Core) powerAdmits(j *jobRec, d *decision, now time.Time) (reason string
 		return refuse(why)
 	}
 	in.GPUs = slices.DeleteFunc(in.GPUs, func(g power.AllocGPU) bool { return idle[g.Node] })
-	if why := c.admits(j, in, w); why != "" {
+	if why := c.admits(j, in, w, lowW, lowAt); why != "" {
 		return refuse(why)
 	}
 	return "", shed
@@ -466,10 +531,22 @@ func (c *Core) powerAdmits(j *jobRec, d *decision, now time.Time) (reason string
 
 // admits says why the allocation in, which includes job j, refuses it ("" if
 // it does not): see powerAdmits.
-func (c *Core) admits(j *jobRec, in power.AllocInput, w float64) string {
+//
+// lowW, when below w, is a lower budget coming at lowAt before the job is
+// expected to end: with it running, the GPUs must fit that one too (at
+// their minimum limits), or the cluster would be over it at lowAt.
+func (c *Core) admits(j *jobRec, in power.AllocInput, w, lowW float64, lowAt time.Time) string {
 	a := power.Allocate(in)
 	if !a.Fits {
 		return fmt.Sprintf("waiting for power: with it running the GPUs' minimum draw exceeds the %.0f W budget in force", w)
+	}
+	if lowW > 0 && lowW < w {
+		low := in
+		low.BudgetW = math.Max(lowW-c.uncappedW(), 0)
+		if !power.Allocate(low).Fits {
+			return fmt.Sprintf("%s to %.0f W at %s, before it is expected to end, and with it running the GPUs' minimum draw would exceed that",
+				dropPrefix, lowW, clockAt(lowAt))
+		}
 	}
 	worst, who := 1.0, ""
 	for id, rel := range a.JobRel {
@@ -518,7 +595,7 @@ func (c *Core) shedIdle(now time.Time, ch *Changes) {
 	if !c.policy.SuspendIdle {
 		return
 	}
-	if w, _ := c.pw.budget.WattsAt(now); w <= 0 {
+	if c.budgetW(now) <= 0 {
 		return
 	}
 	a := c.allocate(now)

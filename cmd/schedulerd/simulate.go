@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/joulehq/joule/api"
 	"github.com/joulehq/joule/power"
 	"github.com/joulehq/joule/power/tariff"
 	"github.com/joulehq/joule/scheduler"
@@ -42,6 +44,15 @@ with every GPU's power limit set under --budget-kw by the same allocation
 schedulerd uses (balanced jobs, the power model's curve, no profiling); jobs
 run at the model's pace under their limits and budget_violation_s counts the
 seconds the GPUs drew more than the budget (0 for the other policies).
+--budget FILE gives a whole budget instead: the JSON that PUT
+/api/v1/power/budget and joule power --set take (default_w, node_max_w,
+windows of cron pairs with CRON_TZ), in force by its windows on the virtual
+clock; the core reallocates at every window edge. A budget below the GPUs'
+minimum possible draw is refused as schedulerd refuses it (with idle nodes
+suspended: one node's GPUs at their minimum limits). Idle nodes are
+suspended as soon as the budget needs their watts. A job that cannot run
+under the largest budget even alone, at its GPUs' minimum limits, is
+counted in unrunnable_jobs with its reason (unrunnable_reason), not run.
 
 Policy energy+cap+offpeak is energy+cap with off-peak deferral: with
 --deferrable-fraction F, a seeded share F of the trace's jobs (the same jobs
@@ -64,6 +75,7 @@ Examples:
   schedulerd simulate --trace ../shared/traces/itp_cluster03.csv --nodes 110
   schedulerd simulate --trace ../shared/traces/itp_cluster05.csv --nodes 12 --policy energy -o json
   schedulerd simulate --trace ../shared/traces/itp_cluster05.csv --nodes 12 --policy energy,energy+cap --budget-kw 6
+  schedulerd simulate --trace ../shared/traces/itp_cluster05.csv --nodes 12 --policy energy+cap --budget examples/budget-day-night.json
   schedulerd simulate --trace t.csv --cluster nodes.csv --node-power idle=1200,suspended=30,wake=3m
   schedulerd simulate --trace ../shared/traces/itp_cluster09.csv --nodes 6 --policy fifo-firstfit,energy+cap+offpeak \
       --budget-kw 40 --tariff examples/tariff-two-rate.json --deferrable-fraction 0.3
@@ -77,6 +89,7 @@ Flags:
 type simConfig struct {
 	budgetKW, deferrable, slowdown                                  float64
 	trace, cluster, gpu, policies, output, nodePower, start, tariff string
+	budgetFile                                                      string
 	nodes                                                           int
 	idleTimeout                                                     time.Duration
 	singleNode, progress                                            bool
@@ -103,6 +116,7 @@ func runSimulate(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", scheduler.DefaultIdleTimeout, "how long an empty node stays on before policies that suspend nodes suspend it")
 	fs.BoolVar(&c.singleNode, "single-node", false, "skip jobs larger than one node instead of gang-placing them on whole nodes")
 	fs.Float64Var(&c.budgetKW, "budget-kw", 0, "the GPUs' power budget in kW for policies energy+cap and energy+cap+offpeak")
+	fs.StringVar(&c.budgetFile, "budget", "", "a power budget JSON file instead of --budget-kw: the body PUT /api/v1/power/budget takes (default_w, node_max_w, windows of cron pairs), e.g. examples/budget-day-night.json")
 	fs.Float64Var(&c.slowdown, "balanced-slowdown", 0, "under a power cap, how much slower than uncapped a job may run at its balanced limit (0.10 = 10% more time; default 0.10, as schedulerd's)")
 	fs.BoolVar(&c.progress, "progress", isTerminal(stderr), "show a progress bar on stderr (default: when stderr is a terminal)")
 	if code, ok := parseSub(fs, simulateUsage, args, stderr); !ok {
@@ -136,9 +150,20 @@ func simulate(c simConfig, stdout, stderr io.Writer) error {
 	if !(c.slowdown >= 0 && c.slowdown <= 10) {
 		return fmt.Errorf("--balanced-slowdown %v: give a share of extra time in (0, 10], e.g. 0.10 for 10%%", c.slowdown)
 	}
+	var budget *api.PowerBudget
+	if c.budgetFile != "" {
+		if c.budgetKW != 0 {
+			return errors.New("give either --budget-kw or --budget FILE, not both")
+		}
+		b, err := readBudget(c.budgetFile)
+		if err != nil {
+			return err
+		}
+		budget = &b
+	}
 	if c.policies == "" {
 		names := scheduler.PolicyNames()
-		if c.budgetKW > 0 {
+		if c.budgetKW > 0 || budget != nil {
 			names = append(names, scheduler.BudgetPolicyNames()...)
 		}
 		c.policies = strings.Join(names, ",")
@@ -218,7 +243,7 @@ func simulate(c simConfig, stdout, stderr io.Writer) error {
 	var wg sync.WaitGroup
 	for i, p := range policies {
 		wg.Go(func() {
-			results[i], errs[i] = sim.Run(jobs, sim.Config{Cluster: cluster, Start: start, Policy: p, Tariff: plan, BudgetW: c.budgetKW * 1000,
+			results[i], errs[i] = sim.Run(jobs, sim.Config{Cluster: cluster, Start: start, Policy: p, Tariff: plan, BudgetW: c.budgetKW * 1000, Budget: budget,
 				DeferrableFraction: c.deferrable, BalancedSlowdown: c.slowdown,
 				Progress: func(done, total int) { bar.update(i, done, total) }})
 		})
@@ -294,6 +319,29 @@ func renderSimTable(w io.Writer, c simConfig, cluster []sim.NodeSpec, np power.N
 		}
 	}
 	return nil
+}
+
+// readBudget reads a power budget file: the JSON body of PUT
+// /api/v1/power/budget, strictly (unknown fields are refused). Its values are
+// checked by power.CompileBudget and the core's floor when a run sets it.
+func readBudget(path string) (api.PowerBudget, error) {
+	var b api.PowerBudget
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return b, fmt.Errorf("--budget: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return b, fmt.Errorf(`--budget %s: %w; write {"default_w": W, "node_max_w": W, "windows": [{"start": CRON, "end": CRON, "watts": W}]}`, path, err)
+	}
+	if dec.More() {
+		return b, fmt.Errorf("--budget %s: more than one JSON value; write one budget object", path)
+	}
+	if _, err := power.CompileBudget(b); err != nil {
+		return b, fmt.Errorf("--budget %s: %w", path, err)
+	}
+	return b, nil
 }
 
 func pct(x, base float64) float64 {

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/joulehq/joule/scheduler/sim"
 )
 
 func writeTrace(t *testing.T) string {
@@ -149,5 +151,46 @@ func TestSimulateOffPeak(t *testing.T) {
 	}
 	if want := "fifo-firstfit energy energy+cap energy+cap+offpeak"; strings.Join(names, " ") != want {
 		t.Fatalf("policies %v, want %s", names, want)
+	}
+}
+
+// --budget FILE: the budget JSON of PUT /api/v1/power/budget, windows
+// included, runs energy+cap; bad files are refused with what to fix.
+func TestSimulateBudgetFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.json", `{"default_w": 20000, "windows": [{"start": "CRON_TZ=Europe/Berlin 0 8 * * *", "end": "CRON_TZ=Europe/Berlin 0 20 * * *", "watts": 4000}]}`)
+	var out, errb bytes.Buffer
+	if rc := runSimulate([]string{"--trace", writeTrace(t), "--nodes", "3", "--policy", "energy+cap", "--budget", good, "-o", "json"}, &out, &errb); rc != 0 {
+		t.Fatalf("rc %d: %s", rc, errb.String())
+	}
+	var doc struct{ Results []sim.Result }
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil || len(doc.Results) != 1 {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if r := doc.Results[0]; r.Policy != "energy+cap" || r.Jobs != 3 || r.BudgetViolationS != 0 {
+		t.Errorf("result %+v: want energy+cap, 3 jobs, 0 s over budget", r)
+	}
+	for _, tt := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--budget", write("typo.json", `{"default_watts": 5000}`)}, `unknown field "default_watts"`},
+		{[]string{"--budget", write("cron.json", `{"default_w": 5000, "windows": [{"start": "0 25 * * *", "end": "0 20 * * *", "watts": 4000}]}`)}, "windows"},
+		{[]string{"--budget", write("low.json", `{"default_w": 1000}`)}, "minimum possible draw of 1600 W"},
+		{[]string{"--budget", good, "--budget-kw", "5"}, "either --budget-kw or --budget FILE"},
+		{[]string{"--budget", filepath.Join(dir, "missing.json")}, "missing.json"},
+	} {
+		var out, errb bytes.Buffer
+		args := append([]string{"--trace", writeTrace(t), "--nodes", "3", "--policy", "energy+cap"}, tt.args...)
+		if rc := runSimulate(args, &out, &errb); rc == 0 || !strings.Contains(errb.String(), tt.says) {
+			t.Errorf("%v: rc %d, stderr %q; want it to say %q", tt.args, rc, errb.String(), tt.says)
+		}
 	}
 }

@@ -43,6 +43,11 @@ type Config struct {
 	// (energy+cap): every job runs at the limit the core allocates, at the
 	// power model's pace under it, with the balanced energy policy.
 	BudgetW float64
+	// Budget, when set, is a whole budget instead of BudgetW: the default,
+	// a per-node cap and cron windows, the JSON that PUT
+	// /api/v1/power/budget takes, in force by the windows on the virtual
+	// clock (power.BudgetPlan, as the daemon reads it).
+	Budget *api.PowerBudget
 	// BalancedSlowdown, when > 0, is the balanced jobs' allowed slowdown
 	// under a PowerCap policy (schedulerd --balanced-slowdown); 0 keeps
 	// the default (power.DefaultMaxSlowdown, 10%).
@@ -207,8 +212,8 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 	core.UseTariff(cfg.Tariff) // the off-peak planner's prices
 	capped := cfg.Policy.PowerCap
 	if capped {
-		if !(cfg.BudgetW > 0) {
-			return Result{}, fmt.Errorf("simulate: policy %s needs a power budget: give --budget-kw", cfg.Policy.Name)
+		if cfg.Budget == nil && !(cfg.BudgetW > 0) {
+			return Result{}, fmt.Errorf("simulate: policy %s needs a power budget: give --budget-kw or --budget FILE", cfg.Policy.Name)
 		}
 		// Virtual agents do not profile: jobs follow the power model's curve.
 		core.Power.Profile = false
@@ -222,6 +227,10 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 	nodes := map[string]*node{}
 	byModel := map[string]power.Model{}
 	var initial scheduler.Changes // the budget's first pass
+	// budget is the budget plan under a PowerCap policy: the watts in force
+	// at a virtual instant, and its window edges (where the core reallocates).
+	var budget *power.BudgetPlan
+	var budgetW float64 // in force now: it changes only at budgetAt
 	totalGPUs, largest := 0, 0
 	for _, s := range cfg.Cluster {
 		gpus, err := NodeGPUs(s)
@@ -240,7 +249,14 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 		// minimum possible draw (scheduler's budgetFloorW). Set once the
 		// nodes are known; the first pass suspends the idle nodes it cannot
 		// hold.
-		if _, err := core.SetBudget(api.PowerBudget{DefaultW: cfg.BudgetW}); err != nil {
+		b := api.PowerBudget{DefaultW: cfg.BudgetW}
+		if cfg.Budget != nil {
+			b = *cfg.Budget
+		}
+		if _, err := core.SetBudget(b); err != nil {
+			return Result{}, fmt.Errorf("simulate: %w", err)
+		}
+		if budget, err = power.CompileBudget(b); err != nil {
 			return Result{}, fmt.Errorf("simulate: %w", err)
 		}
 		initial = core.Schedule(cfg.Start)
@@ -367,7 +383,7 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 			gpuEnergyJ += gw * dt
 			clusterGW += gw
 		}
-		if capped && clusterGW > cfg.BudgetW+1e-6 {
+		if capped && budgetW > 0 && clusterGW > budgetW+1e-6 {
 			res.BudgetViolationS += dt
 		}
 	}
@@ -429,6 +445,13 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 	}
 
 	observe(initial)
+	// budgetAt is the budget's next window edge (zero: none in sight).
+	const budgetHorizon = 35 * 24 * time.Hour
+	var budgetAt time.Time
+	if capped {
+		budgetAt = budget.NextChange(cfg.Start, budgetHorizon)
+		budgetW, _ = budget.WattsAt(cfg.Start)
+	}
 	ai, done, firstUnrunnable := 0, 0, 0
 	var tickedAt time.Time
 	for {
@@ -447,6 +470,9 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 		if len(wakes) > 0 {
 			consider(wakes[0].at)
 			consider(edgeAt)
+		}
+		if !budgetAt.IsZero() && (len(pending) > 0 || ai < len(jobs)) {
+			consider(budgetAt)
 		}
 		timer, hasTimer := core.NextTimer()
 		if hasTimer {
@@ -548,10 +574,19 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 			}
 			edgeAt = nextEdge(now)
 		}
+		// At a budget window edge the core reallocates (and a pass starts
+		// what a larger budget allows, or suspends idle nodes a smaller one
+		// cannot hold).
+		edge := false
+		if !budgetAt.IsZero() && !budgetAt.After(now) {
+			edge = true
+			budgetAt = budget.NextChange(now, budgetHorizon)
+			budgetW, _ = budget.WattsAt(now)
+		}
 		if hasTimer && !timer.After(now) {
 			observe(core.Tick(now))
 			tickedAt = now
-		} else if arrived || wake {
+		} else if arrived || wake || edge {
 			observe(core.Schedule(now))
 		}
 		pace()
