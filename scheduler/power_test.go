@@ -339,3 +339,35 @@ func TestUnrunnableUnderBudget(t *testing.T) {
 		t.Errorf("1-GPU job %s (%s), want running", s.State, s.Reason)
 	}
 }
+
+// TestLargeJobStartsAlone: a 16-GPU job under a 3500 W budget gets at most
+// 3500/16 = 219 W per GPU, about 65% of its balanced speed, below AdmitRel's
+// 80% however empty the cluster is. It starts anyway on an empty cluster
+// (what it would get alone is the bar), and a small job queued behind it
+// waits, since starting it would slow the big one below that.
+func TestLargeJobStartsAlone(t *testing.T) {
+	p, _ := PolicyByName("energy")
+	p.MultiNode = true
+	c, err := NewWithPolicy(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Power.Profile = false
+	c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0)
+	c.Heartbeat("b", api.Heartbeat{GPUs: h100s("b", 8, 72)}, t0)
+	c.Heartbeat("c", api.Heartbeat{GPUs: h100s("c", 8, 72)}, t0)
+	if _, err := c.SetBudget(api.PowerBudget{DefaultW: 3500}); err != nil {
+		t.Fatal(err)
+	}
+	big, _ := c.Submit(powerSpec("big", api.PolicyBalanced, 16), t0)
+	small, _ := c.Submit(powerSpec("small", api.PolicyBalanced, 1), t0.Add(time.Second))
+	c.Schedule(t0.Add(time.Second))
+	b, _ := c.Job(big.ID)
+	s, _ := c.Job(small.ID)
+	if b.State != api.StateRunning {
+		t.Fatalf("16-GPU job %s (%s), want running: nothing else runs", b.State, b.Reason)
+	}
+	if s.State != api.StateQueued || !strings.Contains(s.Reason, "waiting for power") {
+		t.Errorf("1-GPU job %s (%q), want waiting for power", s.State, s.Reason)
+	}
+}
