@@ -32,8 +32,10 @@ type PowerBudgetStatus struct {
 	// AllocatedW is the sum of the limits of busy GPUs and the idle draw of
 	// the others, as allocated now.
 	AllocatedW float64 `json:"allocated_w"`
-	// MinDrawW is the least the known GPUs can be held to (every GPU at its
-	// minimum limit): a budget below it is refused.
+	// MinDrawW is the least the known GPUs can be held to, the floor below
+	// which a budget is refused: every GPU at its minimum limit, or, under a
+	// policy that suspends idle nodes, the largest node's GPUs at their
+	// minimum limits (suspended nodes draw nothing).
 	MinDrawW float64 `json:"min_draw_w"`
 	// OverBudgetS is the time the measured draw spent above the budget in
 	// force since schedulerd started.

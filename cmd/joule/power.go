@@ -186,7 +186,7 @@ func renderPower(w io.Writer, st api.PowerBudgetStatus) error {
 	}
 	fmt.Fprintf(tw, "MEASURED\t%s\t(the GPUs' draw at their last heartbeats)\n", formatPower(st.MeasuredW))
 	fmt.Fprintf(tw, "ALLOCATED\t%s\t(busy GPUs' limits + idle GPUs' draw)\n", formatPower(st.AllocatedW))
-	fmt.Fprintf(tw, "MIN DRAW\t%s\t(every GPU at its minimum limit)\n", formatPower(st.MinDrawW))
+	fmt.Fprintf(tw, "MIN DRAW\t%s\t(the least the GPUs can be held to: a budget below it is refused)\n", formatPower(st.MinDrawW))
 	fmt.Fprintf(tw, "OVER BUDGET\t%s\t(since schedulerd started)\n", formatAge(secondsDuration(st.OverBudgetS)))
 	if b.DefaultW > 0 {
 		fmt.Fprintf(tw, "DEFAULT\t%s\n", formatPower(b.DefaultW))
