@@ -364,6 +364,14 @@ type Changes struct {
 	// Usage is the energy, cost and CO2 metered, one row per day and job (or
 	// node, for idle energy); storage adds it to its per-day totals.
 	Usage []api.Usage
+	// Telemetry says the event changed only telemetry: energy, cost and CO2
+	// metered from the GPUs' cumulative counters, the counters themselves,
+	// progress, last-heartbeat times and derived power limits. No job or node
+	// changed state. The daemon may store such changes later, in one flush
+	// with the node's counters: a crash loses an interval that the next
+	// heartbeat's counter delta attributes again. False (the zero value)
+	// means the changes must be stored before the event is answered.
+	Telemetry bool
 	// index finds a job in Jobs.
 	index map[string]int
 }
@@ -390,8 +398,10 @@ func (ch *Changes) addNode(n *nodeState) {
 	ch.Nodes = append(ch.Nodes, n.Node)
 }
 
-// Merge adds another event's changes to ch.
+// Merge adds another event's changes to ch; the result is telemetry only
+// if both were.
 func (ch *Changes) Merge(o Changes) {
+	ch.Telemetry = ch.Telemetry && o.Telemetry
 	for i := range o.Jobs {
 		j := o.Jobs[i]
 		if k, ok := ch.index[j.ID]; ok {

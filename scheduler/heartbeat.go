@@ -13,11 +13,14 @@ import (
 // its GPUs used since the last heartbeat, updates the jobs, places waiting
 // work when GPUs were freed or the node came up (otherwise the periodic Tick
 // does: with thousands of nodes a pass per heartbeat would cost more than
-// it decides) and returns the node's desired state.
+// it decides) and returns the node's desired state. The changes are marked
+// Telemetry when nothing but telemetry changed: no job or node changed state.
 func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.HeartbeatReply, Changes) {
 	var ch Changes
 	n := c.addNode(node)
-	if n.State != api.NodeUp || len(n.GPUs) != len(hb.GPUs) {
+	// A node that registers, comes back or changes its GPUs is a transition.
+	transition := n.State != api.NodeUp || !sameGPUs(n.GPUs, hb.GPUs)
+	if transition {
 		c.freed = true
 	}
 	c.meterEnergy(n, hb.GPUs, now, &ch)
@@ -36,27 +39,62 @@ func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.Hear
 	reported := map[string]bool{}
 	for _, r := range hb.Jobs {
 		reported[r.ID] = true
+		before := markOf(c.jobs[r.ID])
 		if c.applyReport(n, r, now, &ch) {
 			stop = append(stop, r.ID)
 		}
+		transition = transition || markOf(c.jobs[r.ID]) != before
 	}
 	for id := range n.jobs {
 		if j := c.jobs[id]; j != nil && j.stopping && !reported[id] {
 			c.release(j, now) // the agent no longer has it
 			c.requeuePreempted(j, &ch)
+			transition = true
 		}
 	}
 
 	if c.freed {
-		ch.Merge(c.Schedule(now))
+		placed := c.Schedule(now)
+		transition = transition || len(placed.Jobs) > 0 || len(placed.Nodes) > 0
+		ch.Merge(placed)
 	}
 	ch.addNode(n)
-	alloc := c.applyLimits(now, &ch)
+	limits := c.applyLimits(n, now, &ch)
 	reply := c.desired(n, stop)
-	if limits := alloc.LimitsW[node]; len(limits) > 0 && n.power() != api.PowerSuspended {
-		reply.LimitsW = maps.Clone(limits) // the allocation is cached: never share its maps
+	if len(limits) > 0 && n.power() != api.PowerSuspended {
+		reply.LimitsW = maps.Clone(limits) // allocations may be cached: never share their maps
 	}
+	ch.Telemetry = !transition
 	return reply, ch
+}
+
+// jobMark is what of a job a heartbeat may change only by a state
+// transition; telemetry (energy, progress, limits) is not in it.
+type jobMark struct {
+	state, node, preemptedBy, profileError string
+	stopping, curve                        bool
+}
+
+func markOf(j *jobRec) jobMark {
+	if j == nil {
+		return jobMark{}
+	}
+	return jobMark{state: j.State, node: j.Node, preemptedBy: j.preemptedBy, profileError: j.ProfileError,
+		stopping: j.stopping, curve: j.PowerCurve != nil}
+}
+
+// sameGPUs says whether a heartbeat reports the GPUs the node had (same
+// indices, devices and models, in order).
+func sameGPUs(had, now []api.GPU) bool {
+	if len(had) != len(now) {
+		return false
+	}
+	for i := range had {
+		if had[i].Index != now[i].Index || had[i].UUID != now[i].UUID || had[i].Model != now[i].Model {
+			return false
+		}
+	}
+	return true
 }
 
 // applyReport updates one job from its agent's report and says whether the

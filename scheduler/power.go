@@ -79,6 +79,9 @@ type powerState struct {
 	// steps are the budget's spans over budgetLookahead from stepsAt.
 	stepsAt time.Time
 	steps   []power.BudgetStep
+	// perNode says the last limits were allocated node by node (no budget
+	// in force), so the jobs' recorded limits may not match the cache.
+	perNode bool
 	// models memoises power.ModelByName per GPU name.
 	models map[string]power.Model
 	// curves indexes the latest power curve per name and project (noteCurve).
@@ -374,27 +377,64 @@ func (c *Core) allocInput(now time.Time) power.AllocInput {
 		in.BudgetW = math.Max(w-c.uncappedW(), 0)
 	}
 	for _, name := range c.sortedNodeNames() {
-		n := c.nodes[name]
-		// A suspended node's GPUs draw nothing: they are not allocated.
-		if n.State != api.NodeUp || n.power() == api.PowerSuspended {
-			continue
-		}
-		for _, g := range n.GPUs {
-			if !cappable(g) {
-				continue
-			}
-			m := c.gpuModel(g)
-			ag := power.AllocGPU{Node: name, Index: g.Index, MinLimitW: g.MinLimitW, MaxLimitW: g.MaxLimitW, IdleW: m.IdleW}
-			if id, ok := n.holder[g.Index]; ok && c.jobs[id] != nil {
-				ag.Job = id
-				if _, seen := in.Jobs[id]; !seen {
-					in.Jobs[id] = c.allocJob(&c.jobs[id].Job, m)
+		c.addAllocGPUs(&in, c.nodes[name], "")
+	}
+	return in
+}
+
+// nodeAllocInput is allocInput for node n alone, without a budget: its
+// GPUs, and the GPUs that each multi-node job on it holds elsewhere (a job
+// is held inside the constraints of all its GPUs), nodes in name order as
+// in allocInput.
+func (c *Core) nodeAllocInput(n *nodeState) power.AllocInput {
+	in := power.AllocInput{Jobs: map[string]power.AllocJob{}, MaxSlowdown: c.Power.MaxSlowdown}
+	type part struct{ name, job string }
+	parts := []part{{n.Name, ""}}
+	for id := range n.jobs {
+		if j := c.jobs[id]; j != nil {
+			for _, other := range j.GangNodes {
+				if other != n.Name {
+					parts = append(parts, part{other, id})
 				}
 			}
-			in.GPUs = append(in.GPUs, ag)
+		}
+	}
+	slices.SortFunc(parts, func(a, b part) int {
+		if a.name != b.name {
+			return strings.Compare(a.name, b.name)
+		}
+		return strings.Compare(a.job, b.job)
+	})
+	for _, p := range parts {
+		if o := c.nodes[p.name]; o != nil {
+			c.addAllocGPUs(&in, o, p.job)
 		}
 	}
 	return in
+}
+
+// addAllocGPUs adds node n's cappable GPUs to in (only those job holds,
+// when job is not empty), with the jobs holding them. A node that is not up,
+// or suspended (its GPUs draw nothing), adds none.
+func (c *Core) addAllocGPUs(in *power.AllocInput, n *nodeState, job string) {
+	if n.State != api.NodeUp || n.power() == api.PowerSuspended {
+		return
+	}
+	for _, g := range n.GPUs {
+		id, held := n.holder[g.Index]
+		if !cappable(g) || (job != "" && id != job) {
+			continue
+		}
+		m := c.gpuModel(g)
+		ag := power.AllocGPU{Node: n.Name, Index: g.Index, MinLimitW: g.MinLimitW, MaxLimitW: g.MaxLimitW, IdleW: m.IdleW}
+		if held && c.jobs[id] != nil {
+			ag.Job = id
+			if _, seen := in.Jobs[id]; !seen {
+				in.Jobs[id] = c.allocJob(&c.jobs[id].Job, m)
+			}
+		}
+		in.GPUs = append(in.GPUs, ag)
+	}
 }
 
 func (c *Core) allocJob(j *api.Job, m power.Model) power.AllocJob {
@@ -646,24 +686,50 @@ func (c *Core) PowerLimits(now time.Time) map[string]float64 {
 	return maps.Clone(c.allocate(now).JobLimitW)
 }
 
-// applyLimits allocates limits under the budget in force, records each
-// running job's limit (changed jobs go into ch) and returns the allocation.
-func (c *Core) applyLimits(now time.Time, ch *Changes) power.Allocation {
+// applyLimits gives node n's GPUs their limits and records the running
+// jobs' limits (changed jobs go into ch). Which allocation is dispatched here:
+//   - no budget and no node cap in force: every GPU's limit is its job's
+//     operating point (or its minimum when idle), independent of every other
+//     GPU, so only n's GPUs are allocated (plus the other GPUs of a
+//     multi-node job on n, whose constraints it shares): O(n's GPUs);
+//   - a budget or a node cap in force: limits depend on the whole cluster,
+//     so the global allocation (memoised, see allocate) decides.
+//
+// Both give the same limits where the budget does not bind
+// (TestPerNodeAllocationEqualsGlobal).
+func (c *Core) applyLimits(n *nodeState, now time.Time, ch *Changes) map[int]float64 {
+	if c.budgetW(now) <= 0 && c.pw.budget.NodeMaxW() <= 0 {
+		c.pw.perNode = true
+		a := power.Allocate(c.nodeAllocInput(n))
+		for id := range n.jobs {
+			c.recordLimit(c.jobs[id], a, ch)
+		}
+		return a.LimitsW[n.Name]
+	}
 	a := c.allocate(now)
-	if !c.pw.fresh {
-		return a // the jobs' limits already match this allocation
+	if c.pw.perNode {
+		// Jobs' limits were recorded node by node: record them all again.
+		c.pw.perNode, c.pw.fresh = false, true
 	}
-	c.pw.fresh = false
-	for _, j := range c.jobs {
-		if j.State != api.StateRunning && j.PowerLimitW == 0 {
-			continue
-		}
-		if l := a.JobLimitW[j.ID]; l != j.PowerLimitW {
-			j.PowerLimitW = l
-			ch.addJob(j)
+	if c.pw.fresh {
+		c.pw.fresh = false
+		for _, j := range c.jobs {
+			c.recordLimit(j, a, ch)
 		}
 	}
-	return a
+	return a.LimitsW[n.Name]
+}
+
+// recordLimit sets a job's recorded limit from an allocation (0 when it
+// holds no allocated GPU) and notes the job in ch if it changed.
+func (c *Core) recordLimit(j *jobRec, a power.Allocation, ch *Changes) {
+	if j == nil || (j.State != api.StateRunning && j.PowerLimitW == 0) {
+		return
+	}
+	if l := a.JobLimitW[j.ID]; l != j.PowerLimitW {
+		j.PowerLimitW = l
+		ch.addJob(j)
+	}
 }
 
 // applyProfile fits a job's profiled limits into its curve (once).
