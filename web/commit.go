@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,38 +30,282 @@ import (
 // milliseconds before it is durable; its own request is not answered until it
 // is.
 
+// Telemetry.
+//
+// A heartbeat whose changes are telemetry only (scheduler.Changes.Telemetry:
+// energy, cost and CO2 metered from the GPUs' cumulative counters, the
+// counters, progress, derived limits, samples) is not synced before its
+// reply. Its changes wait in the committer's telemetry buffer, grouped by the
+// node that metered them, and are written every flush interval
+// (--telemetry-flush) in one synced transaction, and on Close. The rule that
+// keeps energy whole: a node's stored counters, the energy its heartbeats
+// gave to jobs, and its per-day usage rows are always written together.
+// Whenever a synced batch writes a node, or a job some node metered energy
+// into since it was last written, that node's buffered telemetry (node, the
+// jobs it metered, its usage rows) goes into the same transaction, and so,
+// transitively, does that of every other node that metered into those jobs.
+// After kill -9 the disk holds, for every node, counters and energy as of
+// one moment; the next heartbeat's counter delta gives the lost interval to
+// the jobs holding the GPUs then. Nothing is lost; it is attributed later.
+//
+// Such a heartbeat still waits for the last synced batch that touched its
+// node (a placement, a cancel): its reply may tell the agent about it, and
+// an agent must never act on a change the disk does not hold.
+
 type commitReq struct {
-	ch   storage.Batch
-	done chan error
+	ch storage.Batch
+	// done is closed once the batch holding ch is written (err nil) or
+	// failed.
+	done chan struct{}
+	err  error
 	// place asks for a scheduling pass once the batch is written (a new job
 	// waits for one); one pass serves the whole batch.
 	place bool
 }
 
+// wait blocks until the request's batch is written and says how it went.
+func (r *commitReq) wait() error {
+	<-r.done
+	return r.err
+}
+
 type committer struct {
-	mu        sync.Mutex
-	queue     []*commitReq
+	mu    sync.Mutex
+	queue []*commitReq
+	// tele is the buffered telemetry; last is, per node, the latest synced
+	// request that touched it.
+	tele      telemetry
+	last      map[string]*commitReq
 	wake      chan struct{}
 	stop      chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
 }
 
-func newCommitter() *committer {
-	return &committer{wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+// telemetry is buffered telemetry-only changes (see above).
+type telemetry struct {
+	nodes map[string]api.Node
+	jobs  map[string]api.Job
+	usage map[string][]api.Usage // by the node that metered them
+	// metered[node] lists the jobs node metered energy into since they were
+	// last written; meteredBy is the same relation the other way round.
+	metered, meteredBy map[string]map[string]bool
+	nodeSamples        map[string]api.NodeSample
+	jobSamples         map[string]api.JobSample
 }
 
-// enqueue adds an event's changes; callers hold Server.mu.
+func (t *telemetry) empty() bool {
+	return len(t.nodes) == 0 && len(t.jobs) == 0 && len(t.usage) == 0 && len(t.nodeSamples) == 0 && len(t.jobSamples) == 0
+}
+
+func link(m map[string]map[string]bool, a, b string) map[string]map[string]bool {
+	if m == nil {
+		m = map[string]map[string]bool{}
+	}
+	if m[a] == nil {
+		m[a] = map[string]bool{}
+	}
+	m[a][b] = true
+	return m
+}
+
+// add buffers one telemetry-only heartbeat of node. It reports false, adding
+// nothing, when a sample of a series is already buffered (the caller flushes
+// first: a batch holds one sample per series).
+func (t *telemetry) add(node string, b storage.Batch) bool {
+	for k := range b.NodeSamples {
+		if _, ok := t.nodeSamples[k]; ok {
+			return false
+		}
+	}
+	for k := range b.JobSamples {
+		if _, ok := t.jobSamples[k]; ok {
+			return false
+		}
+	}
+	if t.nodes == nil {
+		*t = telemetry{nodes: map[string]api.Node{}, jobs: map[string]api.Job{}, usage: map[string][]api.Usage{},
+			nodeSamples: map[string]api.NodeSample{}, jobSamples: map[string]api.JobSample{}}
+	}
+	for _, n := range b.Nodes {
+		t.nodes[n.Name] = n
+	}
+	for _, j := range b.Jobs {
+		t.jobs[j.ID] = j
+		if j.Node == node || slices.Contains(j.GangNodes, node) {
+			t.metered = link(t.metered, node, j.ID)
+			t.meteredBy = link(t.meteredBy, j.ID, node)
+		}
+	}
+	for _, u := range b.Usage {
+		t.usage[u.Node] = append(t.usage[u.Node], u)
+	}
+	maps.Copy(t.nodeSamples, b.NodeSamples)
+	maps.Copy(t.jobSamples, b.JobSamples)
+	return true
+}
+
+// pull takes out of the buffer what must be written with batch b (see
+// above): the buffered telemetry of every node b writes or that metered into
+// a job b writes, closed over the jobs those nodes metered into. Buffered
+// copies of what b itself writes are dropped (b's are later).
+func (t *telemetry) pull(b storage.Batch) storage.Batch {
+	var out storage.Batch
+	if t.nodes == nil {
+		return out
+	}
+	var todo []string
+	for _, n := range b.Nodes {
+		todo = append(todo, n.Name)
+	}
+	takeJob := func(id string, keep bool) {
+		if j, ok := t.jobs[id]; ok {
+			if keep {
+				out.Jobs = append(out.Jobs, j)
+			}
+			delete(t.jobs, id)
+		}
+		for n := range t.meteredBy[id] {
+			todo = append(todo, n)
+			delete(t.metered[n], id)
+		}
+		delete(t.meteredBy, id)
+	}
+	for _, j := range b.Jobs {
+		takeJob(j.ID, false)
+	}
+	seen := map[string]bool{}
+	for len(todo) > 0 {
+		name := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		if n, ok := t.nodes[name]; ok {
+			out.Nodes = append(out.Nodes, n)
+			delete(t.nodes, name)
+		}
+		out.Usage = append(out.Usage, t.usage[name]...)
+		delete(t.usage, name)
+		for id := range t.metered[name] {
+			takeJob(id, true)
+		}
+		delete(t.metered, name)
+	}
+	return out
+}
+
+// take empties the buffer into one batch.
+func (t *telemetry) take() storage.Batch {
+	var out storage.Batch
+	for _, n := range t.nodes {
+		out.Nodes = append(out.Nodes, n)
+	}
+	for _, j := range t.jobs {
+		out.Jobs = append(out.Jobs, j)
+	}
+	for _, us := range t.usage {
+		out.Usage = append(out.Usage, us...)
+	}
+	if len(t.nodeSamples) > 0 {
+		out.NodeSamples = t.nodeSamples
+	}
+	if len(t.jobSamples) > 0 {
+		out.JobSamples = t.jobSamples
+	}
+	*t = telemetry{}
+	return out
+}
+
+func newCommitter() *committer {
+	return &committer{wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{}),
+		last: map[string]*commitReq{}}
+}
+
+// enqueue adds an event's changes, to be synced, with the buffered telemetry
+// they need; callers hold Server.mu.
 func (c *committer) enqueue(ch storage.Batch, place bool) *commitReq {
-	req := &commitReq{ch: ch, done: make(chan error, 1), place: place}
 	c.mu.Lock()
-	c.queue = append(c.queue, req)
+	if pulled := c.tele.pull(ch); !empty(pulled) {
+		ch = concat(pulled, ch)
+	}
+	req := c.push(ch, place)
+	for _, n := range ch.Nodes {
+		c.last[n.Name] = req
+	}
+	for _, j := range ch.Jobs {
+		if j.Node != "" {
+			c.last[j.Node] = req
+		}
+		for _, n := range j.GangNodes {
+			c.last[n] = req
+		}
+	}
 	c.mu.Unlock()
+	return req
+}
+
+// push queues a request and wakes the loop; c.mu is held.
+func (c *committer) push(ch storage.Batch, place bool) *commitReq {
+	req := &commitReq{ch: ch, done: make(chan struct{}), place: place}
+	c.queue = append(c.queue, req)
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
 	return req
+}
+
+// deferTelemetry buffers a telemetry-only heartbeat of node and returns the
+// request its reply must wait for: the last synced one that touched the
+// node, or nil when that is written already. Callers hold Server.mu.
+func (c *committer) deferTelemetry(node string, ch storage.Batch) *commitReq {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.tele.add(node, ch) {
+		// A sample of a series is buffered already: flush, then buffer.
+		c.push(c.tele.take(), false)
+		c.tele.add(node, ch)
+	}
+	if r := c.last[node]; r != nil {
+		select {
+		case <-r.done:
+			delete(c.last, node)
+		default:
+			return r
+		}
+	}
+	return nil
+}
+
+// flushTelemetry queues the buffered telemetry as one synced request (nil
+// when there is none).
+func (c *committer) flushTelemetry() *commitReq {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tele.empty() {
+		return nil
+	}
+	return c.push(c.tele.take(), false)
+}
+
+// dropTelemetry forgets the buffer: after a failed write the core is
+// rebuilt from disk, and the next heartbeats meter the interval again.
+func (c *committer) dropTelemetry() {
+	c.mu.Lock()
+	c.tele = telemetry{}
+	c.mu.Unlock()
+}
+
+func concat(a, b storage.Batch) storage.Batch {
+	out := storage.Batch{
+		Jobs:  append(a.Jobs, b.Jobs...),
+		Nodes: append(a.Nodes, b.Nodes...),
+		Usage: append(a.Usage, b.Usage...),
+	}
+	out.NodeSamples, out.JobSamples = b.NodeSamples, b.JobSamples
+	return out
 }
 
 func (c *committer) take() []*commitReq {
@@ -122,16 +368,55 @@ func (s *Server) commitLoop() {
 		select {
 		case <-c.wake:
 		case <-c.stop:
-			s.writeBatch(c.take()) // whatever came in before Close
+			c.flushTelemetry()   // buffered telemetry is written on a clean stop
+			s.writeAll(c.take()) // whatever came in before Close
 			return
 		}
-		s.writeBatch(c.take())
+		s.writeAll(c.take())
 	}
 }
 
-func (s *Server) writeBatch(batch []*commitReq) {
+// writeAll writes queued requests in order, one transaction for each run of
+// them that holds at most one sample per series (a batch keeps one); when a
+// write fails, the requests after it fail too.
+func (s *Server) writeAll(batch []*commitReq) {
+	for len(batch) > 0 {
+		n := sampleRun(batch)
+		if err := s.writeBatch(batch[:n:n]); err != nil { // [:n:n]: a failed write appends to its slice
+			for _, r := range batch[n:] {
+				r.err = err
+				close(r.done)
+			}
+			return
+		}
+		batch = batch[n:]
+	}
+}
+
+// sampleRun is how many requests from the start of batch hold no two samples
+// of one series (at least 1).
+func sampleRun(batch []*commitReq) int {
+	seen := map[string]bool{}
+	for i, r := range batch {
+		for k := range r.ch.NodeSamples {
+			if seen["node/"+k] && i > 0 {
+				return i
+			}
+			seen["node/"+k] = true
+		}
+		for k := range r.ch.JobSamples {
+			if seen["job/"+k] && i > 0 {
+				return i
+			}
+			seen["job/"+k] = true
+		}
+	}
+	return len(batch)
+}
+
+func (s *Server) writeBatch(batch []*commitReq) error {
 	if len(batch) == 0 {
-		return
+		return nil
 	}
 	b := merge(batch)
 	var err error
@@ -143,6 +428,7 @@ func (s *Server) writeBatch(batch []*commitReq) {
 	if err != nil {
 		s.mu.Lock()
 		batch = append(batch, s.commits.take()...)
+		s.commits.dropTelemetry()
 		s.log.Error("store failed; reloading state from disk", "err", err, "requests_failed", len(batch))
 		if rerr := s.reload(); rerr != nil {
 			s.log.Error("reload failed", "err", rerr)
@@ -169,6 +455,24 @@ func (s *Server) writeBatch(batch []*commitReq) {
 		s.mu.Unlock()
 	}
 	for _, r := range batch {
-		r.done <- err
+		r.err = err
+		close(r.done)
+	}
+	return err
+}
+
+// flushLoop queues the buffered telemetry every s.flushEvery until Close.
+func (s *Server) flushLoop() {
+	for {
+		every := s.telemetryFlush()
+		if every <= 0 {
+			every = time.Second // flushing is off: look again later
+		}
+		select {
+		case <-s.commits.stop:
+			return
+		case <-time.After(every):
+			s.commits.flushTelemetry()
+		}
 	}
 }

@@ -111,6 +111,9 @@ type nodeView struct {
 }
 
 func (s *Server) pageCluster(w http.ResponseWriter, r *http.Request) {
+	if err := s.FlushTelemetry(); err != nil { // the charts read stored samples
+		s.log.Error("flush telemetry", "err", err)
+	}
 	s.mu.Lock()
 	nodes, jobs, cur := s.core.Nodes(), s.core.Jobs(), s.core.Tariff().Currency()
 	s.mu.Unlock()
@@ -270,6 +273,9 @@ func (s *Server) pageJob(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		http.Error(w, fmt.Sprintf("job %s not found; see the queue at /queue", id), http.StatusNotFound)
 		return
+	}
+	if err := s.FlushTelemetry(); err != nil {
+		s.log.Error("flush telemetry", "err", err)
 	}
 	samples, err := s.db.JobSamples(id, time.Time{})
 	if err != nil {

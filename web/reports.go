@@ -85,6 +85,9 @@ func parseDay(v string) (time.Time, error) {
 
 // EnergyReport builds a report from the per-day totals in storage.
 func (s *Server) EnergyReport(rq reportQuery) (api.Report, error) {
+	if err := s.FlushTelemetry(); err != nil {
+		return api.Report{}, err
+	}
 	rp := scheduler.NewReporter(rq.groupBy)
 	if err := s.db.ScanUsage(rq.from, rq.to, rp.Add); err != nil {
 		return api.Report{}, err
@@ -140,6 +143,9 @@ func ReportCSV(rep api.Report) []byte {
 // Making it again replaces it. It returns the number of rows.
 func (s *Server) MakeDailyReport(day time.Time) (int, error) {
 	d := day.UTC().Format(time.DateOnly)
+	if err := s.FlushTelemetry(); err != nil {
+		return 0, err
+	}
 	rows, err := s.db.Usage(d, d)
 	if err != nil {
 		return 0, err

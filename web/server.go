@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -40,6 +41,9 @@ type Server struct {
 	ext     extras
 	tokens  tokens
 	commits *committer
+	// flushEvery is how often buffered telemetry is written (commit.go);
+	// 0 syncs every heartbeat. Nanoseconds, atomic.
+	flushEvery atomic.Int64
 	// save writes one batch; db.Apply, replaced in tests to make writes fail.
 	save    func(storage.Batch) error
 	metrics *Metrics
@@ -83,8 +87,28 @@ func NewWithPolicy(db *storage.DB, log *slog.Logger, now func() time.Time, p sch
 		return nil, err
 	}
 	s.metrics = m
+	s.flushEvery.Store(int64(DefaultTelemetryFlush))
 	go s.commitLoop()
+	go s.flushLoop()
 	return s, nil
+}
+
+// DefaultTelemetryFlush is how often buffered telemetry is written.
+const DefaultTelemetryFlush = 5 * time.Second
+
+// SetTelemetryFlush sets how often telemetry-only heartbeat changes are
+// written (commit.go); 0 syncs each heartbeat before its reply.
+func (s *Server) SetTelemetryFlush(d time.Duration) { s.flushEvery.Store(int64(d)) }
+
+func (s *Server) telemetryFlush() time.Duration { return time.Duration(s.flushEvery.Load()) }
+
+// FlushTelemetry writes the buffered telemetry now and waits until it is
+// on disk (reports and samples read the disk).
+func (s *Server) FlushTelemetry() error {
+	if req := s.commits.flushTelemetry(); req != nil {
+		return req.wait()
+	}
+	return nil
 }
 
 // Close writes what is queued and stops the commit loop. Call it after the
@@ -130,21 +154,40 @@ func (s *Server) SetNodeTimeout(d time.Duration) {
 // The event's time in the core is measured for the scheduling histogram and
 // traced as a span.
 func (s *Server) apply(ctx context.Context, name string, event func(now time.Time) (storage.Batch, error)) error {
+	return s.applyTo(ctx, name, "", func(now time.Time) (storage.Batch, bool, error) {
+		b, err := event(now)
+		return b, false, err
+	})
+}
+
+// applyTo is apply for an event of node that may say its changes are
+// telemetry only: those are buffered (commit.go) and the event waits only
+// for the last synced change that touched the node.
+func (s *Server) applyTo(ctx context.Context, name, node string, event func(now time.Time) (storage.Batch, bool, error)) error {
 	_, span := s.tracer.Start(ctx, "scheduler."+name)
 	defer span.End()
 	s.mu.Lock()
 	start := time.Now()
-	ch, err := event(s.now())
+	ch, telemetry, err := event(s.now())
 	if err != nil {
 		s.mu.Unlock()
 		span.SetStatus(codes.Error, err.Error())
 		return err
 	}
 	s.metrics.decision(ctx, name, time.Since(start))
-	req := s.commits.enqueue(ch, name == "submit")
+	var req *commitReq
+	if telemetry && node != "" && s.telemetryFlush() > 0 {
+		req = s.commits.deferTelemetry(node, ch)
+	} else {
+		req = s.commits.enqueue(ch, name == "submit")
+	}
 	s.mu.Unlock()
-	span.SetAttributes(attribute.Int("joule.jobs_changed", len(ch.Jobs)), attribute.Int("joule.nodes_changed", len(ch.Nodes)))
-	if err := <-req.done; err != nil {
+	span.SetAttributes(attribute.Int("joule.jobs_changed", len(ch.Jobs)), attribute.Int("joule.nodes_changed", len(ch.Nodes)),
+		attribute.Bool("joule.telemetry_only", telemetry))
+	if req == nil {
+		return nil
+	}
+	if err := req.wait(); err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		return fmt.Errorf("store: %w", err)
 	}
@@ -381,12 +424,14 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var reply api.HeartbeatReply
-	err = s.apply(r.Context(), "heartbeat", func(now time.Time) (storage.Batch, error) {
+	// A heartbeat that changed only telemetry is answered from memory; one
+	// with a state transition once it is synced (commit.go).
+	err = s.applyTo(r.Context(), "heartbeat", node, func(now time.Time) (storage.Batch, bool, error) {
 		var ch scheduler.Changes
 		reply, ch = s.core.Heartbeat(node, hb, now)
 		b := batchOf(ch)
 		s.samples(node, hb, reply.Run, now)(&b) // telemetry samples, when due (telemetry.go)
-		return b, nil
+		return b, ch.Telemetry, nil
 	})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())

@@ -91,6 +91,10 @@ func (s *Server) nodeSamples(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if err := s.FlushTelemetry(); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
 	out, err := s.db.NodeSamples(r.PathValue("name"), from)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
@@ -109,6 +113,10 @@ func (s *Server) jobSamples(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("job %s not found", id))
+		return
+	}
+	if err := s.FlushTelemetry(); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	out, err := s.db.JobSamples(id, time.Time{})

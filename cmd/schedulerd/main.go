@@ -49,6 +49,11 @@ tokens with "schedulerd token create". Plain HTTP is served only on loopback;
 any other --listen address needs --tls-cert/--tls-key or --tls-auto (a CA
 and a server certificate in DATA_DIR/tls; clients trust DATA_DIR/tls/ca.crt
 with --ca or JOULE_CA). /metrics serves Prometheus metrics (any token).
+Acknowledged state transitions (submissions, placements, a job's end, a node
+registering) are synced before the reply; heartbeats that change only
+telemetry are written every --telemetry-flush (5s) and on a clean stop,
+together with the nodes' cumulative energy counters, so after a crash the
+next heartbeat's counter delta attributes the lost interval again.
 Traces go out through OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT (or
 OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set.
 
@@ -59,6 +64,7 @@ Examples:
   schedulerd --daily-report "CRON_TZ=Europe/Berlin 0 6 * * *" --telemetry-retention 72h
   schedulerd --policy fifo-firstfit            the baseline: FIFO, first fit, nodes stay on
   schedulerd --balanced-slowdown 0.05         balanced jobs at most 5% slower under their power limit
+  schedulerd --telemetry-flush 0              sync every heartbeat (the old, slower behaviour)
 
 The dashboard is served on the same address: open
 http://127.0.0.1:7070/?token=TOKEN once (an admin or user token; the browser
@@ -91,9 +97,11 @@ type config struct {
 	idleTimeout time.Duration
 	dailyReport string
 	sampleEvery time.Duration
-	retention   time.Duration
-	checkpoint  bool
-	power       scheduler.PowerConfig
+	// telemetryFlush: how often telemetry-only heartbeat changes are written.
+	telemetryFlush time.Duration
+	retention      time.Duration
+	checkpoint     bool
+	power          scheduler.PowerConfig
 }
 
 func main() {
@@ -135,6 +143,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.power.Profile, "profile", cfg.power.Profile, "power capping: have agents profile each new job's power limits (false: use the power model's curve)")
 	fs.StringVar(&cfg.dailyReport, "daily-report", web.DefaultDailyReport, "cron schedule of the daily energy report of the previous UTC day (\"\" turns it off)")
 	fs.DurationVar(&cfg.sampleEvery, "telemetry-every", web.DefaultSampleEvery, "store a power sample per node and per running job at most this often (0 stores none)")
+	fs.DurationVar(&cfg.telemetryFlush, "telemetry-flush", web.DefaultTelemetryFlush, "write heartbeats that change only telemetry (energy, progress, counters) this often, in one synced transaction with the nodes' energy counters; a crash loses no energy, the next heartbeat's counter delta attributes it (0 syncs every heartbeat)")
 	fs.BoolVar(&cfg.checkpoint, "checkpoint-at-peak", false, "at each tariff window edge, checkpoint running deferrable train jobs whose remaining work is cheaper later (deadline kept) and resume them then")
 	fs.DurationVar(&cfg.retention, "telemetry-retention", web.DefaultRetention, "delete power samples older than this (0 keeps them forever)")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM); needs --tls-key")
@@ -225,6 +234,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if policy.SuspendIdle {
 		policy.IdleTimeout = cfg.idleTimeout
 	}
+	if cfg.telemetryFlush < 0 {
+		return fmt.Errorf("--telemetry-flush %s: give 0 (sync every heartbeat) or a positive duration, e.g. 5s", cfg.telemetryFlush)
+	}
 	db, err := storage.Open(cfg.dataDir)
 	if err != nil {
 		return err
@@ -249,6 +261,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return fmt.Errorf("--telemetry-every %s, --telemetry-retention %s: give 0 or a positive duration", cfg.sampleEvery, cfg.retention)
 	}
 	srv.SetTelemetry(cfg.sampleEvery, cfg.retention)
+	srv.SetTelemetryFlush(cfg.telemetryFlush)
 	srv.SetCheckpointAtPeak(cfg.checkpoint)
 	if cfg.dailyReport != "" {
 		if _, err := tariff.ParseSchedule(cfg.dailyReport); err != nil {
