@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -29,11 +30,14 @@ func DecodeHeartbeat(r io.Reader) (Heartbeat, error) {
 	return hb, nil
 }
 
+// gpuNumberFields names the GPU's numbers Validate checks, in its order.
+var gpuNumberFields = [...]string{"utilization", "power_w", "limit_w", "min_limit_w", "max_limit_w", "energy_j", "memory_used_mib", "memory_total_mib"}
+
 // Validate checks a heartbeat's values; see DecodeHeartbeat.
 func (hb *Heartbeat) Validate() error {
 	idx, uuids := map[int]bool{}, map[string]bool{}
 	for i, g := range hb.GPUs {
-		at := fmt.Sprintf("gpus[%d]", i)
+		at := "gpus[" + strconv.Itoa(i) + "]" // no fmt: this runs for every GPU of every heartbeat
 		switch {
 		case g.Index < 0:
 			return &FieldError{Field: at + ".index", Msg: fmt.Sprintf("%d: must be 0 or more", g.Index)}
@@ -45,14 +49,9 @@ func (hb *Heartbeat) Validate() error {
 			return &FieldError{Field: at + ".uuid", Msg: fmt.Sprintf("%q appears twice; each GPU once", g.UUID)}
 		}
 		idx[g.Index], uuids[g.UUID] = true, true
-		for _, f := range []struct {
-			name string
-			v    float64
-		}{{"utilization", g.Utilization}, {"power_w", g.PowerW}, {"limit_w", g.LimitW},
-			{"min_limit_w", g.MinLimitW}, {"max_limit_w", g.MaxLimitW}, {"energy_j", g.EnergyJ},
-			{"memory_used_mib", g.MemoryUsedMiB}, {"memory_total_mib", g.MemoryTotalMiB}} {
-			if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
-				return &FieldError{Field: at + "." + f.name, Msg: fmt.Sprintf("%v: must be a finite number, 0 or more", f.v)}
+		for k, v := range [...]float64{g.Utilization, g.PowerW, g.LimitW, g.MinLimitW, g.MaxLimitW, g.EnergyJ, g.MemoryUsedMiB, g.MemoryTotalMiB} {
+			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+				return &FieldError{Field: at + "." + gpuNumberFields[k], Msg: fmt.Sprintf("%v: must be a finite number, 0 or more", v)}
 			}
 		}
 		if g.Utilization > 1 {
@@ -60,7 +59,7 @@ func (hb *Heartbeat) Validate() error {
 		}
 	}
 	for i, j := range hb.Jobs {
-		at := fmt.Sprintf("jobs[%d]", i)
+		at := "jobs[" + strconv.Itoa(i) + "]"
 		switch j.State {
 		case StateRunning, StateSucceeded, StateFailed, StatePreempted, StateCancelled:
 		default:

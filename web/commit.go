@@ -88,25 +88,16 @@ type telemetry struct {
 	jobs  map[string]api.Job
 	usage map[string][]api.Usage // by the node that metered them
 	// metered[node] lists the jobs node metered energy into since they were
-	// last written; meteredBy is the same relation the other way round.
-	metered, meteredBy map[string]map[string]bool
-	nodeSamples        map[string]api.NodeSample
-	jobSamples         map[string]api.JobSample
+	// last written; meteredBy is the same relation the other way round (a
+	// slice: mostly one node).
+	metered     map[string]map[string]bool
+	meteredBy   map[string][]string
+	nodeSamples map[string]api.NodeSample
+	jobSamples  map[string]api.JobSample
 }
 
 func (t *telemetry) empty() bool {
 	return len(t.nodes) == 0 && len(t.jobs) == 0 && len(t.usage) == 0 && len(t.nodeSamples) == 0 && len(t.jobSamples) == 0
-}
-
-func link(m map[string]map[string]bool, a, b string) map[string]map[string]bool {
-	if m == nil {
-		m = map[string]map[string]bool{}
-	}
-	if m[a] == nil {
-		m[a] = map[string]bool{}
-	}
-	m[a][b] = true
-	return m
 }
 
 // add buffers one telemetry-only heartbeat of node. It reports false, adding
@@ -125,6 +116,7 @@ func (t *telemetry) add(node string, b storage.Batch) bool {
 	}
 	if t.nodes == nil {
 		*t = telemetry{nodes: map[string]api.Node{}, jobs: map[string]api.Job{}, usage: map[string][]api.Usage{},
+			metered: map[string]map[string]bool{}, meteredBy: map[string][]string{},
 			nodeSamples: map[string]api.NodeSample{}, jobSamples: map[string]api.JobSample{}}
 	}
 	for _, n := range b.Nodes {
@@ -133,8 +125,13 @@ func (t *telemetry) add(node string, b storage.Batch) bool {
 	for _, j := range b.Jobs {
 		t.jobs[j.ID] = j
 		if j.Node == node || slices.Contains(j.GangNodes, node) {
-			t.metered = link(t.metered, node, j.ID)
-			t.meteredBy = link(t.meteredBy, j.ID, node)
+			if t.metered[node] == nil {
+				t.metered[node] = map[string]bool{}
+			}
+			t.metered[node][j.ID] = true
+			if by := t.meteredBy[j.ID]; !slices.Contains(by, node) {
+				t.meteredBy[j.ID] = append(by, node)
+			}
 		}
 	}
 	for _, u := range b.Usage {
@@ -165,7 +162,7 @@ func (t *telemetry) pull(b storage.Batch) storage.Batch {
 			}
 			delete(t.jobs, id)
 		}
-		for n := range t.meteredBy[id] {
+		for _, n := range t.meteredBy[id] {
 			todo = append(todo, n)
 			delete(t.metered[n], id)
 		}

@@ -437,7 +437,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, reply)
+	writeCompactJSON(w, http.StatusOK, reply)
 }
 
 // backup streams a consistent snapshot of the live database.
@@ -461,6 +461,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// writeCompactJSON is writeJSON without indentation, for the replies that
+// agents send a thousand times a second (heartbeat replies).
+func writeCompactJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
