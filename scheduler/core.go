@@ -105,6 +105,9 @@ type jobRec struct {
 	// preemptedBy is the job this one is being stopped for; it is requeued
 	// once its agent reports it stopped.
 	preemptedBy string
+	// requeued says why a waiting job was taken off its node ("requeued:
+	// node X down at T ..."); it leads the waiting reason until it starts.
+	requeued string
 }
 
 // nodeState is a node and its placement bookkeeping.
@@ -204,6 +207,9 @@ func (c *Core) Restore(jobs []api.Job, nodes []api.Node) {
 		}
 		switch {
 		case j.State == api.StateQueued || j.State == api.StateDeferred:
+			if strings.HasPrefix(j.Reason, requeuedPrefix) {
+				j.requeued, _, _ = strings.Cut(j.Reason, "; ")
+			}
 			c.enqueue(j)
 		case j.State == api.StateRunning && j.Node != "":
 			c.hold(j, j.StartedAtOr(time.Time{}))
@@ -211,6 +217,9 @@ func (c *Core) Restore(jobs []api.Job, nodes []api.Node) {
 	}
 	c.orderDirty = true
 }
+
+// requeuedPrefix starts the reason of a job requeued after its node went down.
+const requeuedPrefix = "requeued: "
 
 func jobSeq(id string) int {
 	n, err := strconv.Atoi(strings.TrimPrefix(id, "j-"))

@@ -258,3 +258,32 @@ func TestDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// A job requeued because its node went down keeps "requeued: node X down
+// at T" ahead of its waiting reason, through later passes and a restart,
+// until it starts.
+func TestRequeuedReasonKeptUntilStart(t *testing.T) {
+	c := New()
+	j, _ := c.Submit(spec("a", 2, 50), t0)
+	c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 2, 0)}, t0)
+	c.Schedule(t0)
+	c.Heartbeat("n2", api.Heartbeat{GPUs: gpus("n2", 1, 0)}, t0.Add(25*time.Second))
+	const why = "requeued: node n1 down at 2026-11-28T12:00:00Z (no heartbeat since)"
+	c.Tick(t0.Add(31 * time.Second)) // n1 down; n2 has 1 GPU, the job needs 2
+	c.Tick(t0.Add(32 * time.Second)) // another pass: the reason must stay
+	got, _ := c.Job(j.ID)
+	if got.State != api.StateQueued || !strings.HasPrefix(got.Reason, why+"; needs 2 GPUs on one node") {
+		t.Fatalf("after two passes: %s %q; want queued, %q first, then the waiting reason", got.State, got.Reason, why)
+	}
+	r := New()
+	r.Restore(c.Jobs(), c.Nodes())
+	r.Schedule(t0.Add(33 * time.Second))
+	if got, _ := r.Job(j.ID); !strings.HasPrefix(got.Reason, why+"; ") {
+		t.Fatalf("after a restart: %q; want it to start with %q", got.Reason, why)
+	}
+	r.Heartbeat("n3", api.Heartbeat{GPUs: gpus("n3", 2, 0)}, t0.Add(34*time.Second))
+	r.Schedule(t0.Add(34 * time.Second))
+	if got, _ := r.Job(j.ID); got.State != api.StateRunning || got.Reason != "" {
+		t.Fatalf("once placed: %s %q; want running with no reason", got.State, got.Reason)
+	}
+}

@@ -280,8 +280,10 @@ func (c *Core) nodeDown(n *nodeState, now time.Time, ch *Changes) {
 		c.release(j, now)
 		if j.State == api.StateRunning {
 			j.State, j.Node, j.GPUIndices, j.GangNodes, j.StartedAt = api.StateQueued, "", nil, nil, nil
-			j.Reason = fmt.Sprintf("node %s stopped heartbeating at %s; requeued",
-				n.Name, n.LastHeartbeat.Format(time.RFC3339))
+			// Kept ahead of every waiting reason until it starts again.
+			j.requeued = fmt.Sprintf("requeued: node %s down at %s (no heartbeat since)",
+				n.Name, n.LastHeartbeat.UTC().Format(time.RFC3339))
+			j.Reason = j.requeued
 			c.enqueue(j)
 			ch.addJob(j)
 		}

@@ -142,14 +142,15 @@ func (c *Core) deferJob(j *jobRec, now time.Time, ch *Changes) bool {
 	if plan.Deferred(now) {
 		if j.State != api.StateDeferred || j.Reason != plan.Reason || j.DeferredUntil == nil || !j.DeferredUntil.Equal(plan.Start) {
 			t := plan.Start.UTC()
-			j.State, j.Reason, j.DeferredUntil = api.StateDeferred, plan.Reason, &t
-			ch.addJob(j)
+			j.State, j.DeferredUntil = api.StateDeferred, &t
+			j.Reason = "" // setWaiting notes the job
+			c.setWaiting(j, plan.Reason, ch)
 		}
 		return true
 	}
 	if j.State == api.StateDeferred {
-		j.State, j.DeferredUntil, j.Reason = api.StateQueued, nil, plan.Reason
-		ch.addJob(j)
+		j.State, j.DeferredUntil, j.Reason = api.StateQueued, nil, ""
+		c.setWaiting(j, plan.Reason, ch)
 	}
 	return false
 }

@@ -68,10 +68,7 @@ func (c *Core) Schedule(now time.Time) Changes {
 			r, shed := c.powerAdmits(j, d, now)
 			if r != "" {
 				blocked++
-				if j.Reason != r {
-					j.Reason = r
-					ch.addJob(j)
-				}
+				c.setWaiting(j, r, &ch)
 				continue
 			}
 			for _, n := range shed {
@@ -98,10 +95,7 @@ func (c *Core) Schedule(now time.Time) Changes {
 				reason += fmt.Sprintf("; behind %d higher-priority %s", blocked, plural(blocked, "job", "jobs"))
 			}
 			blocked++
-			if j.Reason != reason {
-				j.Reason = reason
-				ch.addJob(j)
-			}
+			c.setWaiting(j, reason, &ch)
 			continue
 		}
 		for _, n := range c.start(j, d, res, now) {
@@ -418,11 +412,24 @@ func (c *Core) start(j *jobRec, d *decision, res *reservation, now time.Time) (w
 	t := startAt.UTC()
 	j.dequeued()
 	j.State, j.StartedAt, j.Placement, j.DeferredUntil = api.StateRunning, &t, d.placement, nil
-	j.Reason = ""
+	j.Reason, j.requeued = "", ""
 	if startAt.After(now) {
 		j.Reason = fmt.Sprintf("waiting for %s to wake up (ready at %s)", first.Name, clockAt(startAt))
 	}
 	c.hold(j, now)
 	c.markAllocStale()
 	return woken
+}
+
+// setWaiting gives a waiting job its reason, after why it was requeued
+// (a node that went down) until it starts again, and notes the job in ch
+// if the reason changed.
+func (c *Core) setWaiting(j *jobRec, reason string, ch *Changes) {
+	if j.requeued != "" {
+		reason = j.requeued + "; " + reason
+	}
+	if j.Reason != reason {
+		j.Reason = reason
+		ch.addJob(j)
+	}
 }
