@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -147,12 +148,16 @@ func Compact(dataDir string) (before, after int64, err error) {
 	return st.Size(), nst.Size(), nil
 }
 
-// Verify opens the database file at path read-only and reads every job,
-// node and token: it fails when the file is not a whole joule database.
+// Verify opens the database file at path read-only, checks bbolt's page
+// structure and the schema version, and reads every job, node and token: it
+// fails when the file is not a whole joule database this build can read.
 func Verify(path string) error {
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("verify %s: %w", path, err)
+	}
 	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, ReadOnly: true})
 	if err != nil {
-		return fmt.Errorf("verify %s: %w", path, err)
+		return fmt.Errorf("verify %s: %w; is it a joule database (schedulerd backup)?", path, err)
 	}
 	db := &DB{bolt: b, path: path}
 	defer b.Close()
@@ -161,6 +166,12 @@ func Verify(path string) error {
 			if tx.Bucket(name) == nil {
 				return fmt.Errorf("no %s bucket: not a joule database", name)
 			}
+		}
+		if n, err := strconv.Atoi(string(tx.Bucket(bucketMeta).Get(keySchema))); err != nil || n < 1 || n > SchemaVersion {
+			return fmt.Errorf("schema version %q: this build reads 1..%d", tx.Bucket(bucketMeta).Get(keySchema), SchemaVersion)
+		}
+		for err := range tx.Check() {
+			return fmt.Errorf("damaged: %w", err)
 		}
 		return nil
 	})
@@ -177,4 +188,74 @@ func Verify(path string) error {
 		return fmt.Errorf("verify %s: %w", path, err)
 	}
 	return nil
+}
+
+// Restore replaces the database in dataDir with the snapshot at from (a
+// `schedulerd backup` file), offline. It verifies the snapshot first, holds
+// the data dir's lock throughout (so it fails, changing nothing, while a
+// schedulerd runs on it), copies the snapshot beside the database, syncs it
+// and renames it into place. The database it replaced is kept as
+// joule.db.before-restore; kept is its path ("" when there was none).
+func Restore(dataDir, from string) (kept string, err error) {
+	if err := Verify(from); err != nil {
+		return "", fmt.Errorf("restore: %w; nothing was changed", err)
+	}
+	path := dbPath(dataDir)
+	if a, b := filepath.Clean(from), filepath.Clean(path); a == b {
+		return "", fmt.Errorf("restore: --from %s is the data dir's own database; give a backup file", from)
+	}
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return "", fmt.Errorf("restore: create data dir: %w", err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		cur, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+		if errors.Is(err, berrors.ErrTimeout) {
+			return "", fmt.Errorf("restore: data dir %s is in use by a running schedulerd; stop it first (restore is offline); nothing was changed", dataDir)
+		}
+		if err != nil {
+			return "", fmt.Errorf("restore: open %s: %w; move it away by hand if it is damaged", path, err)
+		}
+		defer cur.Close() // the lock is held until the snapshot is in place
+		kept = path + ".before-restore"
+	}
+	tmp := path + ".restore"
+	if err := copyFileSync(from, tmp); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("restore: copy %s: %w; nothing was changed", from, err)
+	}
+	if kept != "" {
+		if err := os.Rename(path, kept); err != nil {
+			os.Remove(tmp)
+			return "", fmt.Errorf("restore: keep the old database as %s: %w; nothing was changed", kept, err)
+		}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return kept, fmt.Errorf("restore: put %s in place: %w; the old database is %s", tmp, err, kept)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync() // the renames survive a crash
+		d.Close()
+	}
+	return kept, nil
+}
+
+func copyFileSync(from, to string) error {
+	src, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	if err := dst.Sync(); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
 }

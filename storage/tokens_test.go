@@ -142,3 +142,74 @@ func TestCompact(t *testing.T) {
 	}
 	t.Logf("compact: %d -> %d bytes", before, after)
 }
+
+// Restore puts a verified snapshot in place of the database, keeps the old
+// one, and refuses (changing nothing) a running database or a bad snapshot.
+func TestRestore(t *testing.T) {
+	src := t.TempDir()
+	db, err := Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Save([]api.Job{{ID: "j-1", State: api.StateQueued}, {ID: "j-2", State: api.StateQueued}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	snap := filepath.Join(t.TempDir(), "snap.db")
+	f, _ := os.Create(snap)
+	if _, err := db.Backup(f, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	db.Close()
+
+	dir := t.TempDir()
+	live, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := live.Save([]api.Job{{ID: "j-9", State: api.StateQueued}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(dir, snap); err == nil || !strings.Contains(err.Error(), "in use by a running schedulerd") {
+		t.Fatalf("restore into a running database: %v; want it refused", err)
+	}
+	live.Close()
+	garbage := filepath.Join(t.TempDir(), "garbage.db")
+	os.WriteFile(garbage, []byte("not a database"), 0o600)
+	if _, err := Restore(dir, garbage); err == nil || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("restore from garbage: %v; want it refused", err)
+	}
+	ids := func(d string) string {
+		t.Helper()
+		db, err := Open(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		jobs, err := db.Jobs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, j := range jobs {
+			out = append(out, j.ID)
+		}
+		return strings.Join(out, ",")
+	}
+	if got := ids(dir); got != "j-9" {
+		t.Fatalf("after refused restores the data dir holds %s; want j-9 untouched", got)
+	}
+	kept, err := Restore(dir, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(dir); got != "j-1,j-2" {
+		t.Errorf("restored data dir holds %s; want the snapshot's j-1,j-2", got)
+	}
+	if kept != filepath.Join(dir, FileName+".before-restore") {
+		t.Errorf("old database kept as %q", kept)
+	}
+	if err := Verify(kept); err != nil {
+		t.Errorf("the kept old database: %v", err)
+	}
+}

@@ -49,6 +49,21 @@ func (s *Server) dashboardRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /jobs/{id}", s.page(s.pageJob))
 	mux.HandleFunc("GET /reports", s.page(s.pageReports))
 	mux.HandleFunc("GET /tariff", s.page(s.pageTariff))
+	mux.HandleFunc("POST /logout", s.logout)
+}
+
+// logout forgets the browser's token cookie (a POST, from the button every
+// page has; it needs no token: forgetting one is harmless) and says how to
+// come back.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprint(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>joule · logged out</title>`+
+		`<link rel="icon" href="data:,"><link rel="stylesheet" href="/assets/dashboard.css"></head>`+
+		`<body><main><h1>Logged out</h1><p>This browser no longer holds a token. To log in again, open `+
+		`<code>/?token=TOKEN</code> with an admin or user token (<code>schedulerd token create --role user --name NAME</code>).</p></main></body></html>`)
 }
 
 // pageData is what the layout needs; Content is the page's own view.

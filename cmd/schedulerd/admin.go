@@ -45,11 +45,22 @@ Flags:
 const backupUsage = `schedulerd backup: copy a consistent snapshot of a running schedulerd's
 database to FILE (admin token: JOULE_TOKEN, else DATA_DIR/admin.token). The
 copy holds every transaction committed before it began; schedulerd keeps
-serving meanwhile. Restore by stopping schedulerd and putting the file in
-place of DATA_DIR/joule.db.
+serving meanwhile. Restore it with schedulerd restore --from FILE (offline).
 
 Example:
   schedulerd backup --out /backups/joule-$(date +%F).db
+
+Flags:
+`
+
+const restoreUsage = `schedulerd restore: put a snapshot made by schedulerd backup in place of
+DATA_DIR/joule.db, offline. The snapshot is verified first (bbolt's page
+structure, the schema version, every job, node and token decoded); restore
+refuses, changing nothing, while a schedulerd runs on the data dir. The
+database it replaces is kept as DATA_DIR/joule.db.before-restore.
+
+Example:
+  schedulerd restore --from /backups/joule-2026-11-28.db --data-dir /var/lib/joule
 
 Flags:
 `
@@ -245,6 +256,29 @@ func backupTo(c *client.Client, out string) (int64, error) {
 		return n, err
 	}
 	return n, os.Rename(tmp, out)
+}
+
+func runRestore(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("schedulerd restore", flag.ContinueOnError)
+	dataDir := fs.String("data-dir", "./joule-data", "schedulerd's data dir")
+	from := fs.String("from", "", "the snapshot to restore, a schedulerd backup file (required)")
+	if code, ok := parseSub(fs, restoreUsage, args, stderr); !ok {
+		return code
+	}
+	if *from == "" {
+		fmt.Fprintln(stderr, "schedulerd restore: --from FILE is required (a file written by schedulerd backup --out FILE)")
+		return 2
+	}
+	kept, err := storage.Restore(*dataDir, *from)
+	if err != nil {
+		fmt.Fprintln(stderr, "schedulerd", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "restored %s from %s\n", filepath.Join(*dataDir, storage.FileName), *from)
+	if kept != "" {
+		fmt.Fprintf(stdout, "the database it replaced is %s\n", kept)
+	}
+	return 0
 }
 
 func runCompact(args []string, stdout, stderr io.Writer) int {

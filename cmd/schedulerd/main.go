@@ -39,6 +39,7 @@ Usage:
   schedulerd token create|list|revoke   manage API tokens (see schedulerd token --help)
   schedulerd backup --out FILE  consistent snapshot of the running database
   schedulerd compact            shrink the database file (offline)
+  schedulerd restore --from FILE  put a backup in place of the database (offline, verified)
   schedulerd train ...          run one training workload (used by in-process simulated nodes)
   schedulerd simulate ...       replay a job trace on a virtual cluster and compare policies
                                 (schedulerd simulate --help)
@@ -115,6 +116,8 @@ func main() {
 			os.Exit(runBackup(os.Args[2:], os.Stdout, os.Stderr))
 		case "compact":
 			os.Exit(runCompact(os.Args[2:], os.Stdout, os.Stderr))
+		case "restore":
+			os.Exit(runRestore(os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	if len(os.Args) > 1 && os.Args[1] == "simulate" {
