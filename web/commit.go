@@ -86,7 +86,9 @@ type committer struct {
 type telemetry struct {
 	nodes map[string]api.Node
 	jobs  map[string]api.Job
-	usage map[string][]api.Usage // by the node that metered them
+	// usage holds the usage rows by the node that metered them, added up
+	// by row key (a node's 5 heartbeats of a flush make one row per job).
+	usage map[string]map[string]api.Usage
 	// metered[node] lists the jobs node metered energy into since they were
 	// last written; meteredBy is the same relation the other way round (a
 	// slice: mostly one node).
@@ -115,7 +117,7 @@ func (t *telemetry) add(node string, b storage.Batch) bool {
 		}
 	}
 	if t.nodes == nil {
-		*t = telemetry{nodes: map[string]api.Node{}, jobs: map[string]api.Job{}, usage: map[string][]api.Usage{},
+		*t = telemetry{nodes: map[string]api.Node{}, jobs: map[string]api.Job{}, usage: map[string]map[string]api.Usage{},
 			metered: map[string]map[string]bool{}, meteredBy: map[string][]string{},
 			nodeSamples: map[string]api.NodeSample{}, jobSamples: map[string]api.JobSample{}}
 	}
@@ -135,7 +137,17 @@ func (t *telemetry) add(node string, b storage.Batch) bool {
 		}
 	}
 	for _, u := range b.Usage {
-		t.usage[u.Node] = append(t.usage[u.Node], u)
+		rows := t.usage[u.Node]
+		if rows == nil {
+			rows = map[string]api.Usage{}
+			t.usage[u.Node] = rows
+		}
+		k := u.Key()
+		if r, ok := rows[k]; ok {
+			r.Add(u)
+			u = r
+		}
+		rows[k] = u
 	}
 	maps.Copy(t.nodeSamples, b.NodeSamples)
 	maps.Copy(t.jobSamples, b.JobSamples)
@@ -183,7 +195,9 @@ func (t *telemetry) pull(b storage.Batch) storage.Batch {
 			out.Nodes = append(out.Nodes, n)
 			delete(t.nodes, name)
 		}
-		out.Usage = append(out.Usage, t.usage[name]...)
+		for _, u := range t.usage[name] {
+			out.Usage = append(out.Usage, u)
+		}
 		delete(t.usage, name)
 		for id := range t.metered[name] {
 			takeJob(id, true)
@@ -202,8 +216,10 @@ func (t *telemetry) take() storage.Batch {
 	for _, j := range t.jobs {
 		out.Jobs = append(out.Jobs, j)
 	}
-	for _, us := range t.usage {
-		out.Usage = append(out.Usage, us...)
+	for _, rows := range t.usage {
+		for _, u := range rows {
+			out.Usage = append(out.Usage, u)
+		}
 	}
 	if len(t.nodeSamples) > 0 {
 		out.NodeSamples = t.nodeSamples

@@ -442,6 +442,10 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 
 // backup streams a consistent snapshot of the live database.
 func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
+	if err := s.FlushTelemetry(); err != nil { // the snapshot holds the telemetry up to now
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="joule.db"`)
 	n, err := s.db.Backup(w, func(size int64) {
