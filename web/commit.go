@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"hash/fnv"
 	"maps"
 	"slices"
 	"sync"
@@ -37,7 +38,8 @@ import (
 // counters, progress, derived limits, samples) is not synced before its
 // reply. Its changes wait in the committer's telemetry buffer, grouped by the
 // node that metered them, and are written every flush interval
-// (--telemetry-flush) in one synced transaction, and on Close. The rule that
+// (--telemetry-flush; in flushParts slices of the nodes spread over the
+// interval, see flushPart) in synced transactions, and on Close. The rule that
 // keeps energy whole: a node's stored counters, the energy its heartbeats
 // gave to jobs, and its per-day usage rows are always written together.
 // Whenever a synced batch writes a node, or a job some node metered energy
@@ -303,6 +305,67 @@ func (c *committer) flushTelemetry() *commitReq {
 	return c.push(c.tele.take(), false)
 }
 
+// flushParts is how many slices of the nodes the periodic flush writes in
+// turn: every flush interval / flushParts one slice, so each node's
+// telemetry is still written every flush interval, but no single write
+// holds the whole cluster's (which would stall the synced requests queued
+// behind it).
+const flushParts = 5
+
+// flushPart queues part k (0..flushParts-1) of the buffered telemetry: the
+// nodes whose name hashes to k, with everything pull takes along; part 0
+// also takes what belongs to no node (limits recorded for jobs, job
+// samples). Nil when there is nothing to write.
+func (c *committer) flushPart(k int) *commitReq {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tele.empty() {
+		return nil
+	}
+	var sel storage.Batch
+	for name := range c.tele.nodes {
+		if nodePart(name) == k {
+			sel.Nodes = append(sel.Nodes, api.Node{Name: name})
+		}
+	}
+	for name := range c.tele.usage {
+		if _, ok := c.tele.nodes[name]; !ok && nodePart(name) == k {
+			sel.Nodes = append(sel.Nodes, api.Node{Name: name})
+		}
+	}
+	b := c.tele.pull(sel)
+	for name, smp := range c.tele.nodeSamples {
+		if nodePart(name) == k {
+			if b.NodeSamples == nil {
+				b.NodeSamples = map[string]api.NodeSample{}
+			}
+			b.NodeSamples[name] = smp
+			delete(c.tele.nodeSamples, name)
+		}
+	}
+	if k == 0 {
+		for id, j := range c.tele.jobs {
+			if len(c.tele.meteredBy[id]) == 0 { // no node's counters depend on it
+				b.Jobs = append(b.Jobs, j)
+				delete(c.tele.jobs, id)
+			}
+		}
+		if len(c.tele.jobSamples) > 0 {
+			b.JobSamples, c.tele.jobSamples = c.tele.jobSamples, map[string]api.JobSample{}
+		}
+	}
+	if empty(b) {
+		return nil
+	}
+	return c.push(b, false)
+}
+
+func nodePart(name string) int {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return int(h.Sum32() % flushParts)
+}
+
 // dropTelemetry forgets the buffer: after a failed write the core is
 // rebuilt from disk, and the next heartbeats meter the interval again.
 func (c *committer) dropTelemetry() {
@@ -474,10 +537,12 @@ func (s *Server) writeBatch(batch []*commitReq) error {
 	return err
 }
 
-// flushLoop queues the buffered telemetry every s.flushEvery until Close.
+// flushLoop queues the buffered telemetry until Close: one part of it
+// (flushPart) every s.flushEvery / flushParts, so all of it every
+// s.flushEvery.
 func (s *Server) flushLoop() {
-	for {
-		every := s.telemetryFlush()
+	for k := 0; ; k = (k + 1) % flushParts {
+		every := s.telemetryFlush() / flushParts
 		if every <= 0 {
 			every = time.Second // flushing is off: look again later
 		}
@@ -485,7 +550,7 @@ func (s *Server) flushLoop() {
 		case <-s.commits.stop:
 			return
 		case <-time.After(every):
-			s.commits.flushTelemetry()
+			s.commits.flushPart(k)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -167,5 +168,49 @@ func TestTelemetryBufferedEnergySurvivesKill9(t *testing.T) {
 		if j.ID == c && j.EnergyJ != 200 {
 			t.Errorf("after a clean stop %s holds %v J on disk, want 200", c, j.EnergyJ)
 		}
+	}
+}
+
+// The periodic flush writes the buffer in flushParts slices: after all of
+// them nothing is left, and each node's counters went in the same write as
+// the jobs it metered and its usage rows.
+func TestFlushPartsKeepNodesWhole(t *testing.T) {
+	c := newCommitter()
+	for i := range 40 {
+		node := fmt.Sprintf("n%02d", i)
+		job := api.Job{ID: fmt.Sprintf("j-%d", i), Node: node, EnergyJ: float64(i)}
+		for range 3 { // three heartbeats: one usage row per job after adding up
+			c.deferTelemetry(node, storage.Batch{Nodes: []api.Node{{Name: node}}, Jobs: []api.Job{job},
+				Usage: []api.Usage{{Day: "2026-11-26", JobID: job.ID, Node: node, EnergyJ: 1}}})
+		}
+	}
+	written := 0
+	for k := range flushParts {
+		req := c.flushPart(k)
+		if req == nil {
+			continue
+		}
+		b := req.ch
+		nodes := map[string]bool{}
+		for _, n := range b.Nodes {
+			nodes[n.Name] = true
+		}
+		for _, j := range b.Jobs {
+			if !nodes[j.Node] {
+				t.Errorf("part %d wrote %s without its node %s", k, j.ID, j.Node)
+			}
+		}
+		for _, u := range b.Usage {
+			if !nodes[u.Node] || u.EnergyJ != 3 {
+				t.Errorf("part %d: usage row %+v; want it with its node, 3 heartbeats added up", k, u)
+			}
+		}
+		if len(b.Nodes) == 40 {
+			t.Errorf("part %d wrote every node: the flush is not spread", k)
+		}
+		written += len(b.Nodes)
+	}
+	if written != 40 || !c.tele.empty() {
+		t.Errorf("after %d parts: %d nodes written, buffer empty %v; want all 40 once", flushParts, written, c.tele.empty())
 	}
 }
