@@ -65,6 +65,13 @@ type commitReq struct {
 	place bool
 }
 
+// finish records how the request's write went, lets go of its changes
+// (committer.last may hold the request a while) and wakes its waiters.
+func (r *commitReq) finish(err error) {
+	r.err, r.ch = err, storage.Batch{}
+	close(r.done)
+}
+
 // wait blocks until the request's batch is written and says how it went.
 func (r *commitReq) wait() error {
 	<-r.done
@@ -460,8 +467,7 @@ func (s *Server) writeAll(batch []*commitReq) {
 		n := sampleRun(batch)
 		if err := s.writeBatch(batch[:n:n]); err != nil { // [:n:n]: a failed write appends to its slice
 			for _, r := range batch[n:] {
-				r.err = err
-				close(r.done)
+				r.finish(err)
 			}
 			return
 		}
@@ -531,8 +537,7 @@ func (s *Server) writeBatch(batch []*commitReq) error {
 		s.mu.Unlock()
 	}
 	for _, r := range batch {
-		r.err = err
-		close(r.done)
+		r.finish(err)
 	}
 	return err
 }
