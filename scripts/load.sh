@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load test: schedulerd with 1,000 simulated agents heartbeating every second
 # while clients submit 20,000 jobs. Prints durable submissions/s, heartbeat
-# p50/p99 and schedulerd's CPU and memory.
+# p50/p99, group-commit figures (requests per fsync, fsyncs/s) and
+# schedulerd's CPU and memory.
 #
 #   scripts/load.sh                       the scale
 #   AGENTS=200 JOBS=5000 scripts/load.sh  smaller
