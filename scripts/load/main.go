@@ -143,7 +143,7 @@ func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDu
 	elapsed := time.Since(start)
 	cpu1, _ := procCPU(pid)
 	m1, _ := scrape(server, tok)
-	hb := lat.snapshot()
+	hb, hbBy := lat.snapshot()
 	close(stopSample)
 	cancel()
 	wg.Wait()
@@ -155,6 +155,11 @@ func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDu
 	fmt.Printf("durable submissions/s: %.0f\n", float64(acked.Load())/elapsed.Seconds())
 	fmt.Printf("heartbeats during submissions: %d, errors %d, p50 %s, p99 %s, max %s\n",
 		len(hb), hbErrors.Load(), pct(hb, 0.50), pct(hb, 0.99), pct(hb, 1))
+	share := slowShare(hb, hbBy)
+	for k, d := range hbBy {
+		fmt.Printf("  %-24s %6d heartbeats, p50 %s, p99 %s, max %s; %.0f%% of those above the overall p99\n",
+			kindNames[k]+":", len(d), pct(d, 0.50), pct(d, 0.99), pct(d, 1), 100*share[k])
+	}
 	if d := func(k string) float64 { return m1[k] - m0[k] }; d("joule_commit_batch_count") > 0 {
 		// Synced requests only: a heartbeat that changed only telemetry is
 		// buffered, and its flush counts as one request.
@@ -211,7 +216,7 @@ func (a *standIn) run(ctx context.Context, c *client.Client, interval, jobDur ti
 		if err != nil {
 			errs.Add(1)
 		} else {
-			lat.add(time.Since(start))
+			lat.add(a.kindOf(reply, hb), time.Since(start))
 			if first {
 				registered.Add(1)
 				first = false
@@ -258,6 +263,33 @@ func (a *standIn) heartbeat(now time.Time) api.Heartbeat {
 	return hb
 }
 
+// Heartbeat kinds, for the latency split: the reply carried a new placement
+// (the server synced it before answering), the heartbeat reported a job that
+// ended (a transition, synced before the reply), or neither (telemetry only,
+// buffered; it waits at most for the last synced change of its node).
+const (
+	kindPlacement = iota
+	kindEnded
+	kindTelemetry
+	nKinds
+)
+
+var kindNames = [nKinds]string{"new placement in reply", "reported a job end", "telemetry only"}
+
+func (a *standIn) kindOf(reply api.HeartbeatReply, sent api.Heartbeat) int {
+	for _, as := range reply.Run {
+		if _, held := a.jobs[as.ID]; !held {
+			return kindPlacement
+		}
+	}
+	for _, r := range sent.Jobs {
+		if r.State != api.StateRunning {
+			return kindEnded
+		}
+	}
+	return kindTelemetry
+}
+
 func (a *standIn) reconcile(reply api.HeartbeatReply, sent api.Heartbeat, jobDur time.Duration) {
 	for _, r := range sent.Jobs {
 		if j := a.jobs[r.ID]; j != nil && j.ended && r.State != api.StateRunning {
@@ -280,19 +312,61 @@ func (a *standIn) reconcile(reply api.HeartbeatReply, sent api.Heartbeat, jobDur
 	}
 }
 
+// latencies records heartbeat latencies, all together and by kind.
 type latencies struct {
-	mu sync.Mutex
-	d  []time.Duration
+	mu     sync.Mutex
+	d      []time.Duration
+	byKind [nKinds][]time.Duration
 }
 
-func (l *latencies) add(d time.Duration) { l.mu.Lock(); l.d = append(l.d, d); l.mu.Unlock() }
-func (l *latencies) reset()              { l.mu.Lock(); l.d = nil; l.mu.Unlock() }
-func (l *latencies) snapshot() []time.Duration {
+func (l *latencies) add(kind int, d time.Duration) {
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.byKind[kind] = append(l.byKind[kind], d)
+	l.mu.Unlock()
+}
+
+func (l *latencies) reset() {
+	l.mu.Lock()
+	l.d, l.byKind = nil, [nKinds][]time.Duration{}
+	l.mu.Unlock()
+}
+
+// snapshot is every latency and those of each kind, each sorted.
+func (l *latencies) snapshot() ([]time.Duration, [nKinds][]time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := slices.Clone(l.d)
 	slices.Sort(s)
-	return s
+	var by [nKinds][]time.Duration
+	for k := range by {
+		by[k] = slices.Clone(l.byKind[k])
+		slices.Sort(by[k])
+	}
+	return s, by
+}
+
+// slowShare is, per kind, the share of all heartbeats slower than the
+// overall p99 that are of that kind: which heartbeats make the p99.
+func slowShare(all []time.Duration, by [nKinds][]time.Duration) [nKinds]float64 {
+	var out [nKinds]float64
+	if len(all) == 0 {
+		return out
+	}
+	p99 := all[int(0.99*float64(len(all)-1)+0.5)]
+	total := 0
+	var n [nKinds]int
+	for k, d := range by {
+		i, _ := slices.BinarySearch(d, p99+1)
+		n[k] = len(d) - i
+		total += n[k]
+	}
+	for k := range out {
+		if total > 0 {
+			out[k] = float64(n[k]) / float64(total)
+		}
+	}
+	return out
 }
 
 func pct(sorted []time.Duration, p float64) time.Duration {
