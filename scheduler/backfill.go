@@ -98,11 +98,52 @@ func (c *Core) readyAt(n *nodeState, target int, now time.Time) (at time.Time, f
 	return at, free, true
 }
 
+// reserveRefresh bounds how long a reservation is reused while nothing it
+// is computed from changed (see reserve).
+const reserveRefresh = time.Second
+
+// resMemo is the last reservation reserve computed: for job j, at gen
+// (Core.resGen) and time at.
+type resMemo struct {
+	j   *jobRec
+	gen int
+	at  time.Time
+	res *reservation
+}
+
 // reserve finds the earliest time and place the job j can start, from the
 // expected ends of the running jobs (and the wake delay of suspended
-// nodes). It returns nil when no node could ever hold it. It visits every
-// up node once, with no allocation per node.
+// nodes). It returns nil when no node could ever hold it.
+//
+// Computing it visits every up node, and a full cluster's passes (one after
+// every written batch) ask again and again for the same head job. So the
+// result is reused for the same job while nothing it depends on changed
+// (Core.resGen: jobs placed, released or marked stopping, a node's state,
+// power or GPUs) and for at most reserveRefresh: what changes with the clock
+// alone (a job running past its estimate, which may end any moment; a
+// suspended node's wake-up) is then up to reserveRefresh old. Such a stale
+// time is earlier than a fresh one, so backfill only gets more careful.
 func (c *Core) reserve(j *jobRec, now time.Time) *reservation {
+	m := &c.resMemo
+	if m.j == j && m.gen == c.resGen && !now.Before(m.at) && now.Sub(m.at) < reserveRefresh {
+		if m.res == nil {
+			return nil
+		}
+		r := *m.res // consume changes surplus; the nodes are only read
+		return &r
+	}
+	r := c.computeReserve(j, now)
+	*m = resMemo{j: j, gen: c.resGen, at: now, res: r}
+	if r == nil {
+		return nil
+	}
+	cp := *r
+	return &cp
+}
+
+// computeReserve is reserve without the memo. It visits every up node once,
+// with no allocation per node.
+func (c *Core) computeReserve(j *jobRec, now time.Time) *reservation {
 	need := j.Spec.GPUs
 	whole := c.policy.MultiNode && need > c.maxNodeGPUs()
 	r := &reservation{job: j, nodes: map[*nodeState]bool{}, gang: whole}

@@ -61,6 +61,11 @@ type Core struct {
 	reasons map[reasonKey]string
 	// lastRes is the last pass's reservation, for tests.
 	lastRes *reservation
+	// resGen counts changes to what a reservation is computed from (jobs
+	// placed or released, stopping marks, node state, power and GPUs);
+	// resMemo is the last reservation computed (backfill.go).
+	resGen  int
+	resMemo resMemo
 	// freed says GPUs were freed or a node came up since the last pass.
 	freed bool
 	// tariff prices energy and drives off-peak planning; planned[id] is the

@@ -22,6 +22,7 @@ func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.Hear
 	transition := n.State != api.NodeUp || !sameGPUs(n.GPUs, hb.GPUs)
 	if transition {
 		c.freed = true
+		c.resGen++ // its state or GPUs change what a reservation sees
 	}
 	c.meterEnergy(n, hb.GPUs, now, &ch)
 	c.accountBudget(now)
@@ -263,6 +264,7 @@ func (c *Core) Tick(now time.Time) Changes {
 // nodeDown marks a silent node down and requeues its jobs.
 func (c *Core) nodeDown(n *nodeState, now time.Time, ch *Changes) {
 	c.unindex(n)
+	c.resGen++
 	n.State = api.NodeDown
 	c.markAllocStale()
 	ch.addNode(n)

@@ -20,6 +20,7 @@ func (c *Core) addNode(name string) *nodeState {
 	c.nodes[name] = n
 	c.order = append(c.order, n)
 	c.orderDirty = true
+	c.resGen++
 	return n
 }
 
@@ -121,6 +122,7 @@ func (c *Core) unindex(n *nodeState) {
 func (c *Core) hold(j *jobRec, now time.Time) {
 	j.estEnd = j.StartedAtOr(now).Add(c.estimateOf(j))
 	c.countRun(j, +1)
+	c.resGen++
 	for i, name := range j.nodeNames() {
 		n := c.nodes[name]
 		if n == nil {
@@ -149,6 +151,7 @@ func (c *Core) hold(j *jobRec, now time.Time) {
 // release frees a job's GPUs on its node(s).
 func (c *Core) release(j *jobRec, now time.Time) {
 	c.markAllocStale()
+	c.resGen++
 	for _, name := range j.nodeNames() {
 		n := c.nodes[name]
 		if n == nil {
@@ -200,6 +203,7 @@ func (c *Core) markStopping(j *jobRec) {
 		return
 	}
 	j.stopping = true
+	c.resGen++
 	if c.stoppingOn == nil {
 		c.stoppingOn = map[*nodeState]int{}
 	}
@@ -224,6 +228,7 @@ func (j *jobRec) nodeNames() []string {
 // setPower moves a node to a power state.
 func (c *Core) setPower(n *nodeState, state string, now time.Time) {
 	c.unindex(n)
+	c.resGen++
 	t := now.UTC()
 	n.Power, n.PowerSince = state, &t
 	n.ReadyAt = nil

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -324,5 +325,97 @@ func TestNoPreemptionUnderFifo(t *testing.T) {
 	reply, _ := c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 2, 0), Jobs: []api.JobReport{{ID: low.ID, State: api.StateRunning}}}, t0.Add(time.Minute))
 	if len(reply.Stop)+len(reply.Preempt) != 0 {
 		t.Fatalf("fifo-firstfit preempted: %v %v", reply.Stop, reply.Preempt)
+	}
+}
+
+// The reservation reused across passes (reserve's memo) is the one a fresh
+// computation gives whenever the clock alone changes nothing (no running job
+// past its estimate, no suspended node): placements, ends, stopping marks
+// and node changes all invalidate it.
+func TestReservationMemoMatchesAFreshOne(t *testing.T) {
+	hits := 0
+	for seed := range 20 {
+		rng := rand.New(rand.NewPCG(uint64(seed), 11))
+		c := policy(t, "energy", func(p *Policy) { p.SuspendIdle = false; p.FairShareWeight = 0 })
+		nodes := 3
+		for i := range nodes {
+			name := fmt.Sprintf("n%d", i)
+			c.Heartbeat(name, api.Heartbeat{GPUs: gpus(name, 8, 0)}, t0)
+		}
+		now := t0
+		submit := func(i int) {
+			d := time.Duration(1+rng.IntN(240)) * time.Minute
+			if _, err := c.Submit(withWalltime(spec(fmt.Sprintf("j%d", i), []int{1, 2, 4, 8}[rng.IntN(4)], 50), d), now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range 40 {
+			submit(i)
+		}
+		check := func() {
+			memoBefore := c.resMemo
+			c.Schedule(now)
+			r := c.lastRes
+			if r == nil {
+				return
+			}
+			for _, j := range c.jobs {
+				if j.Node != "" && j.State == api.StateRunning && j.estEnd.Before(now) {
+					return // the clock alone moves this reservation
+				}
+			}
+			fresh := c.computeReserve(r.job, now)
+			if fresh == nil || !fresh.at.Equal(r.at) || len(fresh.nodes) != len(r.nodes) {
+				t.Fatalf("seed %d at %v: reused reservation %v on %d nodes, fresh %+v", seed, now, r.at, len(r.nodes), fresh)
+			}
+			for n := range fresh.nodes {
+				if !r.nodes[n] {
+					t.Fatalf("seed %d at %v: reused reservation is on other nodes than a fresh one", seed, now)
+				}
+			}
+			if memoBefore.j == r.job && !c.resMemo.at.After(memoBefore.at) {
+				hits++
+			}
+		}
+		check()
+		for step := range 200 {
+			switch rng.IntN(4) {
+			case 0: // a running job ends early, within the memo's lifetime
+				var ids []string
+				for id, j := range c.jobs {
+					if j.State == api.StateRunning {
+						ids = append(ids, id)
+					}
+				}
+				if len(ids) > 0 {
+					slices.Sort(ids)
+					finish(c, ids[rng.IntN(len(ids))], now)
+				}
+			case 3: // or on time, later
+				var first *jobRec
+				for _, j := range c.jobs {
+					if j.State == api.StateRunning && (first == nil || j.estEnd.Before(first.estEnd) || (j.estEnd.Equal(first.estEnd) && j.ID < first.ID)) {
+						first = j
+					}
+				}
+				if first != nil && rng.IntN(4) == 0 {
+					if first.estEnd.After(now) {
+						now = first.estEnd
+					}
+					finish(c, first.ID, now)
+				}
+			case 1: // a new job
+				submit(100 + step)
+			case 2: // a new node
+				name := fmt.Sprintf("n%d", nodes)
+				nodes++
+				c.Heartbeat(name, api.Heartbeat{GPUs: gpus(name, 8, 0)}, now)
+			}
+			now = now.Add(time.Duration(rng.IntN(300)) * time.Millisecond)
+			check()
+		}
+	}
+	if hits == 0 {
+		t.Fatal("no pass reused a reservation; the test tests nothing")
 	}
 }
