@@ -522,6 +522,14 @@ func (s *Server) writeBatch(batch []*commitReq) error {
 		place = place || r.place
 	}
 	if place && err == nil {
+		// The requests that wait for no pass (heartbeats, cancels, flushes)
+		// are answered now: their changes are on disk, and the pass would
+		// only keep them waiting for the server lock.
+		for _, r := range batch {
+			if !r.place {
+				r.finish(nil)
+			}
+		}
 		// New jobs get placed (or their waiting reason) without a pass per
 		// request, before their submitters hear back. The pass's changes go
 		// into the next batch; no reply waits for them, and any heartbeat
@@ -535,6 +543,12 @@ func (s *Server) writeBatch(batch []*commitReq) error {
 			s.commits.enqueue(ch, false)
 		}
 		s.mu.Unlock()
+		for _, r := range batch {
+			if r.place {
+				r.finish(nil)
+			}
+		}
+		return nil
 	}
 	for _, r := range batch {
 		r.finish(err)

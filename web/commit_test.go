@@ -214,3 +214,47 @@ func TestFlushPartsKeepNodesWhole(t *testing.T) {
 		t.Errorf("after %d parts: %d nodes written, buffer empty %v; want all 40 once", flushParts, written, c.tele.empty())
 	}
 }
+
+// TestBatchAnswersBeforeThePass: of a written batch, the requests that wait
+// for no scheduling pass (heartbeats, cancels) are answered at once; the
+// submissions, which wait for the pass that places them, only after it. The
+// test holds the server lock, so the pass cannot run until it lets go.
+func TestBatchAnswersBeforeThePass(t *testing.T) {
+	ts := newLiveServer(t, t.TempDir(), "2026-11-26 10:00")
+	s := ts.srv
+	s.mu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			s.mu.Unlock()
+		}
+	}()
+	c := s.commits
+	c.mu.Lock()
+	sub := c.push(storage.Batch{Nodes: []api.Node{{Name: "n1", State: api.NodeDown}}}, true)
+	hb := c.push(storage.Batch{Nodes: []api.Node{{Name: "n2", State: api.NodeDown}}}, false)
+	c.mu.Unlock()
+	select {
+	case <-hb.done:
+		if hb.err != nil {
+			t.Fatalf("heartbeat's write: %v", hb.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a request that waits for no pass was not answered while the pass waited for the server lock")
+	}
+	select {
+	case <-sub.done:
+		t.Fatal("a submission was answered before the pass that places it")
+	case <-time.After(50 * time.Millisecond):
+	}
+	s.mu.Unlock()
+	locked = false
+	select {
+	case <-sub.done:
+		if sub.err != nil {
+			t.Fatalf("submission's write: %v", sub.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the submission was not answered after the pass")
+	}
+}
