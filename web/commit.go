@@ -535,8 +535,10 @@ func (s *Server) writeBatch(batch []*commitReq) error {
 		// into the next batch; no reply waits for them, and any heartbeat
 		// that tells an agent about a placement is queued after them, so it
 		// is answered only once they are stored.
+		asked := time.Now()
 		s.mu.Lock()
 		start := time.Now()
+		s.metrics.waited("schedule", start.Sub(asked))
 		ch := batchOf(s.core.Schedule(s.now()))
 		s.metrics.decision(context.Background(), "schedule", time.Since(start))
 		if !empty(ch) {

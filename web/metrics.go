@@ -35,11 +35,13 @@ import (
 //	joule_user_energy_joules_total{user}       energy of every job, by user
 //	joule_project_energy_joules_total{project} energy of every job, by project
 //	joule_schedule_duration_seconds{event}     time the core spent on one event
+//	joule_lock_wait_seconds{event}             time an event waited for the core's lock
 //	joule_commit_batch                         requests per synced write (group commit)
 //	joule_commit_duration_seconds              time of one synced write
 type Metrics struct {
 	handler  http.Handler
 	schedule metric.Float64Histogram
+	lockWait metric.Float64Histogram
 	batch    metric.Int64Histogram
 	write    metric.Float64Histogram
 	commits  atomic.Int64
@@ -94,6 +96,12 @@ func newMetrics(s *Server) (*Metrics, error) {
 	}
 	m.schedule, err = meter.Float64Histogram("joule.schedule.duration", metric.WithUnit("s"),
 		metric.WithDescription("time the scheduler core spent on one event (submit, heartbeat, tick, cancel), placement included"))
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	m.lockWait, err = meter.Float64Histogram("joule.lock.wait", metric.WithUnit("s"),
+		metric.WithDescription("time an event (submit, heartbeat, tick, cancel, the pass after a write) waited for the scheduler core's lock"),
+		metric.WithExplicitBucketBoundaries(0.0001, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
@@ -167,6 +175,10 @@ func newMetrics(s *Server) (*Metrics, error) {
 
 func (m *Metrics) decision(ctx context.Context, event string, d time.Duration) {
 	m.schedule.Record(ctx, d.Seconds(), metric.WithAttributes(attribute.String("event", event)))
+}
+
+func (m *Metrics) waited(event string, d time.Duration) {
+	m.lockWait.Record(context.Background(), d.Seconds(), metric.WithAttributes(attribute.String("event", event)))
 }
 
 func (m *Metrics) commit(requests int, d time.Duration) {

@@ -166,8 +166,10 @@ func (s *Server) apply(ctx context.Context, name string, event func(now time.Tim
 func (s *Server) applyTo(ctx context.Context, name, node string, event func(now time.Time) (storage.Batch, bool, error)) error {
 	_, span := s.tracer.Start(ctx, "scheduler."+name)
 	defer span.End()
+	asked := time.Now()
 	s.mu.Lock()
 	start := time.Now()
+	s.metrics.waited(name, start.Sub(asked))
 	ch, telemetry, err := event(s.now())
 	if err != nil {
 		s.mu.Unlock()

@@ -99,6 +99,7 @@ func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDu
 	lat.reset()
 
 	cpu0, _ := procCPU(pid)
+	self0, _ := procCPU(os.Getpid())
 	m0, _ := scrape(server, tok)
 	var acked, failed atomic.Int64
 	var next atomic.Int64
@@ -142,6 +143,7 @@ func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDu
 	subs.Wait()
 	elapsed := time.Since(start)
 	cpu1, _ := procCPU(pid)
+	self1, _ := procCPU(os.Getpid())
 	m1, _ := scrape(server, tok)
 	hb, hbBy := lat.snapshot()
 	close(stopSample)
@@ -168,10 +170,21 @@ func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDu
 			d("joule_commit_batch_count")/elapsed.Seconds(),
 			1000*d("joule_commit_duration_seconds_sum")/d("joule_commit_duration_seconds_count"))
 	}
+	if d := func(k string) float64 { return m1[k] - m0[k] }; d(`joule_lock_wait_seconds_count{event="heartbeat"}`) > 0 {
+		// Server side: how long heartbeats waited for the core's lock.
+		n := d(`joule_lock_wait_seconds_count{event="heartbeat"}`)
+		over := func(le string) float64 {
+			return 100 * (n - d(`joule_lock_wait_seconds_bucket{event="heartbeat",le="`+le+`"}`)) / n
+		}
+		fmt.Printf("heartbeats' wait for the server's core lock: %.2f ms on average; %.1f%% over 10 ms, %.1f%% over 50 ms\n",
+			1000*d(`joule_lock_wait_seconds_sum{event="heartbeat"}`)/n, over("0.01"), over("0.05"))
+	}
 	if pid > 0 {
 		fmt.Printf("schedulerd CPU: %.2f cores on average during submissions; peak RSS %d MiB\n",
 			(cpu1-cpu0)/elapsed.Seconds(), peakRSS.Load()>>20)
 	}
+	fmt.Printf("load generator CPU (agents and submitters, same machine): %.2f cores; machine load average %s\n",
+		(self1-self0)/elapsed.Seconds(), loadAvg())
 	return nil
 }
 
@@ -377,7 +390,8 @@ func pct(sorted []time.Duration, p float64) time.Duration {
 	return sorted[i].Round(100 * time.Microsecond)
 }
 
-// scrape reads schedulerd's /metrics into a map of the unlabelled series.
+// scrape reads schedulerd's /metrics into a map by series, labels included
+// as Prometheus writes them.
 func scrape(server, token string) (map[string]float64, error) {
 	req, _ := http.NewRequest("GET", server+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -393,7 +407,7 @@ func scrape(server, token string) (map[string]float64, error) {
 	m := map[string]float64{}
 	for _, line := range strings.Split(string(body), "\n") {
 		name, v, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+		if !ok || strings.HasPrefix(name, "#") {
 			continue
 		}
 		m[name], _ = strconv.ParseFloat(v, 64)
@@ -415,6 +429,15 @@ func procCPU(pid int) (float64, error) {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100, nil // USER_HZ is 100 on Linux
+}
+
+// loadAvg is the machine's 1-minute load average, as /proc says it.
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Fields(string(data))[0]
 }
 
 // procRSS is the process's resident memory in bytes.
