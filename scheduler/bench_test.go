@@ -139,3 +139,45 @@ func BenchmarkDecision(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFullClusterPass is the pass that follows every written batch
+// under scripts/load.sh: 1,000 nodes x 8 GPUs all busy, 12,000 1-GPU jobs
+// queued and 20 more submitted before each pass, 5 ms apart. Nothing can
+// start, so the pass is the head job's waiting reason and reservation.
+// "fresh" forgets the reserved head job before each pass (every pass scans
+// every node's running jobs, as before the memo); "reused" is the core as it
+// is. Compare their ns/op: go test ./scheduler -run '^$' -bench
+// FullClusterPass -cpu 1 -count 5).
+func BenchmarkFullClusterPass(b *testing.B) {
+	for _, mode := range []string{"fresh", "reused"} {
+		b.Run(mode, func(b *testing.B) {
+			c := benchCluster(b, 1000, 0, DefaultPolicy)
+			now := t0.Add(time.Hour)
+			n := 0
+			submit := func(k int) {
+				for range k {
+					if _, err := c.Submit(spec(fmt.Sprintf("q%d", n), 1, 50), now); err != nil {
+						b.Fatal(err)
+					}
+					n++
+				}
+			}
+			submit(8000 + 12000)
+			c.Schedule(now)
+			if c.avail != 0 {
+				b.Fatalf("%d GPUs still free after the first pass; the cluster should be full", c.avail)
+			}
+			for b.Loop() {
+				now = now.Add(5 * time.Millisecond)
+				submit(20)
+				if mode == "fresh" {
+					c.resMemo = resMemo{}
+				}
+				c.Schedule(now)
+			}
+			if c.lastRes == nil {
+				b.Fatal("no reservation was made; the benchmark measures nothing")
+			}
+		})
+	}
+}
