@@ -147,7 +147,7 @@ func BenchmarkDecision(b *testing.B) {
 // "fresh" forgets the reserved head job before each pass (every pass scans
 // every node's running jobs, as before the memo); "reused" is the core as it
 // is. Compare their ns/op: go test ./scheduler -run '^$' -bench
-// FullClusterPass -cpu 1 -count 5).
+// FullClusterPass -cpu 1 -count 5.
 func BenchmarkFullClusterPass(b *testing.B) {
 	for _, mode := range []string{"fresh", "reused"} {
 		b.Run(mode, func(b *testing.B) {
