@@ -290,6 +290,7 @@ func TestMetricsExposeGPUPowerAndEnergyByUser(t *testing.T) {
 		`joule_project_energy_joules_total{project="vision"} 250`,
 		`joule_schedule_duration_seconds_bucket{event="heartbeat"`,
 		`joule_lock_wait_seconds_count{event="heartbeat"} `,
+		`joule_heartbeat_duration_seconds_count `,
 		`joule_power_allocated_watts `,
 	} {
 		if !strings.Contains(body, want) {

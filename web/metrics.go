@@ -36,12 +36,14 @@ import (
 //	joule_project_energy_joules_total{project} energy of every job, by project
 //	joule_schedule_duration_seconds{event}     time the core spent on one event
 //	joule_lock_wait_seconds{event}             time an event waited for the core's lock
+//	joule_heartbeat_duration_seconds           a heartbeat's time in its handler, body to reply
 //	joule_commit_batch                         requests per synced write (group commit)
 //	joule_commit_duration_seconds              time of one synced write
 type Metrics struct {
 	handler  http.Handler
 	schedule metric.Float64Histogram
 	lockWait metric.Float64Histogram
+	hbTime   metric.Float64Histogram
 	batch    metric.Int64Histogram
 	write    metric.Float64Histogram
 	commits  atomic.Int64
@@ -101,6 +103,12 @@ func newMetrics(s *Server) (*Metrics, error) {
 	}
 	m.lockWait, err = meter.Float64Histogram("joule.lock.wait", metric.WithUnit("s"),
 		metric.WithDescription("time an event (submit, heartbeat, tick, cancel, the pass after a write) waited for the scheduler core's lock"),
+		metric.WithExplicitBucketBoundaries(0.0001, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	m.hbTime, err = meter.Float64Histogram("joule.heartbeat.duration", metric.WithUnit("s"),
+		metric.WithDescription("a heartbeat's time in schedulerd's handler, from decoding its body to writing the reply (the wait for a synced write included)"),
 		metric.WithExplicitBucketBoundaries(0.0001, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -179,6 +187,10 @@ func (m *Metrics) decision(ctx context.Context, event string, d time.Duration) {
 
 func (m *Metrics) waited(event string, d time.Duration) {
 	m.lockWait.Record(context.Background(), d.Seconds(), metric.WithAttributes(attribute.String("event", event)))
+}
+
+func (m *Metrics) heartbeat(d time.Duration) {
+	m.hbTime.Record(context.Background(), d.Seconds())
 }
 
 func (m *Metrics) commit(requests int, d time.Duration) {

@@ -420,6 +420,8 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("joule.node", node))
+	start := time.Now()
+	defer func() { s.metrics.heartbeat(time.Since(start)) }()
 	hb, err := api.DecodeHeartbeat(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, bodyError(err))

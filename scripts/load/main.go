@@ -179,6 +179,17 @@ func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDu
 		fmt.Printf("heartbeats' wait for the server's core lock: %.2f ms on average; %.1f%% over 10 ms, %.1f%% over 50 ms\n",
 			1000*d(`joule_lock_wait_seconds_sum{event="heartbeat"}`)/n, over("0.01"), over("0.05"))
 	}
+	if d := func(k string) float64 { return m1[k] - m0[k] }; d("joule_heartbeat_duration_seconds_count") > 0 {
+		// Server side: a heartbeat's time in schedulerd's handler; the rest
+		// of what the agents see is the network, HTTP and CPU queueing on
+		// both sides.
+		n := d("joule_heartbeat_duration_seconds_count")
+		over := func(le string) float64 {
+			return 100 * (n - d(`joule_heartbeat_duration_seconds_bucket{le="`+le+`"}`)) / n
+		}
+		fmt.Printf("heartbeats' time in schedulerd's handler: %.2f ms on average; %.1f%% over 10 ms, %.1f%% over 50 ms\n",
+			1000*d("joule_heartbeat_duration_seconds_sum")/n, over("0.01"), over("0.05"))
+	}
 	if pid > 0 {
 		fmt.Printf("schedulerd CPU: %.2f cores on average during submissions; peak RSS %d MiB\n",
 			(cpu1-cpu0)/elapsed.Seconds(), peakRSS.Load()>>20)
