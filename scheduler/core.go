@@ -73,6 +73,9 @@ type Core struct {
 	tariff  *tariff.Plan
 	planned map[string]int
 	planGen int
+	// waitingDeferrable holds the deferrable jobs enqueued (queued or
+	// deferred); entries that left the queue are dropped lazily.
+	waitingDeferrable map[string]*jobRec
 	// CheckpointAtPeak: at a tariff window edge, a running deferrable train
 	// job that would finish cheaper later (deadline still met) is
 	// checkpointed, requeued and deferred; preempting holds those asked.
@@ -169,19 +172,20 @@ func NewWithPolicy(p Policy) (*Core, error) {
 		return nil, err
 	}
 	return &Core{
-		jobs:        map[string]*jobRec{},
-		nodes:       map[string]*nodeState{},
-		nextID:      1,
-		NodeTimeout: DefaultNodeTimeout,
-		policy:      p,
-		models:      map[string]int{},
-		queue:       newQueue(),
-		share:       fairShare{users: map[string]*usage{}, projects: map[string]*usage{}, halfLife: p.FairShareHalfLife},
-		est:         map[string]*estimate{},
-		tariff:      defaultPlan,
-		planned:     map[string]int{},
-		preempting:  map[string]bool{},
-		Power:       DefaultPowerConfig(),
+		jobs:              map[string]*jobRec{},
+		nodes:             map[string]*nodeState{},
+		nextID:            1,
+		NodeTimeout:       DefaultNodeTimeout,
+		policy:            p,
+		models:            map[string]int{},
+		queue:             newQueue(),
+		share:             fairShare{users: map[string]*usage{}, projects: map[string]*usage{}, halfLife: p.FairShareHalfLife},
+		est:               map[string]*estimate{},
+		tariff:            defaultPlan,
+		planned:           map[string]int{},
+		waitingDeferrable: map[string]*jobRec{},
+		preempting:        map[string]bool{},
+		Power:             DefaultPowerConfig(),
 	}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/joulehq/joule/api"
+	"github.com/joulehq/joule/power"
 	"github.com/joulehq/joule/power/tariff"
 )
 
@@ -41,9 +42,17 @@ func (p StartPlan) Deferred(now time.Time) bool { return p.Start.After(now) }
 // starts now. It is a pure function of its arguments: the daemon and the
 // simulator call it with their own clocks.
 func PlanStart(p *tariff.Plan, now, deadline time.Time, runtime time.Duration) StartPlan {
+	return PlanStartWithMargin(p, now, deadline, runtime, 0)
+}
+
+// PlanStartWithMargin is PlanStart for a job that must start margin earlier
+// than its runtime alone needs (the core's urgency margin, deadlineNeed):
+// the latest start is deadline - runtime - margin; the cost is the price
+// over the runtime.
+func PlanStartWithMargin(p *tariff.Plan, now, deadline time.Time, runtime, margin time.Duration) StartPlan {
 	plan := StartPlan{Start: now, Deadline: deadline, Runtime: runtime, Now: p.At(now)}
 	plan.At = plan.Now
-	latest := deadline.Add(-runtime)
+	latest := deadline.Add(-runtime - margin)
 	if latest.Before(now) {
 		plan.CostPerKW = p.PriceIntegral(now, now.Add(runtime))
 		plan.Reason = fmt.Sprintf("starts now: its deadline %s leaves no time to wait (runtime estimate %s)",
@@ -137,7 +146,8 @@ func (c *Core) deferJob(j *jobRec, now time.Time, ch *Changes) bool {
 	if j.State == api.StateDeferred && j.DeferredUntil != nil && now.Before(*j.DeferredUntil) && c.planned[j.ID] == c.planGen {
 		return true
 	}
-	plan := PlanStart(c.tariff, now, Deadline(&j.Job), Estimate(j.Spec, j.Progress))
+	run, margin := c.planRuntime(j)
+	plan := PlanStartWithMargin(c.tariff, now, Deadline(&j.Job), run, margin)
 	c.planned[j.ID] = c.planGen
 	if plan.Deferred(now) {
 		if j.State != api.StateDeferred || j.Reason != plan.Reason || j.DeferredUntil == nil || !j.DeferredUntil.Equal(plan.Start) {
@@ -192,7 +202,8 @@ func (c *Core) checkpointForPeak(now time.Time, ch *Changes) {
 		if j.State != api.StateRunning || !j.Spec.Deferrable || j.Spec.Workload.Train == nil || c.preempting[j.ID] || c.jobs[j.ID].stopping {
 			continue
 		}
-		plan := PlanStart(c.tariff, now, Deadline(&j), Estimate(j.Spec, j.Progress))
+		run, margin := c.planRuntime(c.jobs[j.ID])
+		plan := PlanStartWithMargin(c.tariff, now, Deadline(&j), run, margin)
 		if !plan.Deferred(now) {
 			continue
 		}
@@ -200,5 +211,114 @@ func (c *Core) checkpointForPeak(now time.Time, ch *Changes) {
 		jj := c.jobs[j.ID]
 		jj.Reason = "checkpointing for cheaper hours: " + plan.Reason
 		ch.addJob(jj)
+	}
+}
+
+// urgencyMargin is the slack a deferrable job keeps before its deadline on
+// top of its slowed runtime estimate, for the queue ahead of it and estimate
+// error: a node's wake-up, and half the estimate or a quarter of its
+// deadline window (submission to deadline: 6 h of the default 24 h),
+// whichever is more. A job that needs whole nodes may wait hours for them.
+func (c *Core) urgencyMargin(j *jobRec, est time.Duration) time.Duration {
+	return c.policy.Node.WakeDelay + max(est/2, Deadline(&j.Job).Sub(j.SubmittedAt)/4)
+}
+
+// planRuntime is a deferrable job's runtime for the planner: its estimate
+// at the balanced slowdown allowed under a power cap; and its urgency
+// margin.
+func (c *Core) planRuntime(j *jobRec) (time.Duration, time.Duration) {
+	est := Estimate(j.Spec, j.Progress)
+	slow := 0.0
+	if c.policy.PowerCap {
+		slow = c.Power.MaxSlowdown
+		if !(slow > 0) {
+			slow = power.DefaultMaxSlowdown
+		}
+	}
+	return time.Duration(float64(est) * (1 + slow)), c.urgencyMargin(j, est)
+}
+
+// deadlineNeed is how long before its deadline a deferrable job must start:
+// planRuntime's runtime plus margin. The planner plans with the same, so a
+// job is released no later than it turns urgent.
+func (c *Core) deadlineNeed(j *jobRec) time.Duration {
+	run, margin := c.planRuntime(j)
+	return run + margin
+}
+
+// isUrgent says whether a deferrable job under a DeferrableYield policy must
+// start now to keep its deadline: it no longer yields, and goes first.
+func (c *Core) isUrgent(j *jobRec, now time.Time) bool {
+	return c.policy.DeferrableYield && j.Spec.Deferrable && !now.Before(Deadline(&j.Job).Add(-c.deadlineNeed(j)))
+}
+
+// sweepDeferrable runs at the start of every pass, over the waiting
+// deferrable jobs only. A job not yet planned is planned (deferJob), even
+// when the pass will stop before it in the queue. A deferred job whose planned start has come is
+// released into the queue at once (so it never shows deferred while it
+// waits for GPUs), as is one that turned urgent (its plan was made with an
+// estimate that has grown since). It returns the urgent ones, earliest
+// deadline first, when the policy yields (DeferrableYield).
+func (c *Core) sweepDeferrable(now time.Time, ch *Changes) []*jobRec {
+	var out []*jobRec
+	for id, j := range c.waitingDeferrable {
+		if j.State != api.StateQueued && j.State != api.StateDeferred {
+			delete(c.waitingDeferrable, id)
+			continue
+		}
+		if j.State == api.StateQueued && c.planned[id] != c.planGen {
+			// Not planned yet (a pass that stops early never reached it).
+			c.deferJob(j, now, ch)
+		}
+		urgent := c.isUrgent(j, now)
+		if j.State == api.StateDeferred && (urgent || (j.DeferredUntil != nil && !now.Before(*j.DeferredUntil))) {
+			j.State, j.DeferredUntil = api.StateQueued, nil
+			j.Reason = "planned off-peak start reached; waiting in the queue"
+			if urgent {
+				j.Reason = fmt.Sprintf("deadline %s near; going first", clock(Deadline(&j.Job), now))
+			}
+			ch.addJob(j)
+		}
+		if urgent {
+			out = append(out, j)
+		}
+	}
+	sortByDeadline(out)
+	return out
+}
+
+// sortByDeadline orders jobs earliest deadline first, then by submission.
+func sortByDeadline(js []*jobRec) {
+	slices.SortFunc(js, func(a, b *jobRec) int {
+		if c := Deadline(&a.Job).Compare(Deadline(&b.Job)); c != 0 {
+			return c
+		}
+		return a.seq - b.seq
+	})
+}
+
+// deferrablePoint sets the operating point of a deferrable job about to
+// start on decision d: the policy's DeferrableEnergyPolicy when its
+// deadline leaves room for that point's slowdown on d's GPU model, else
+// performance when it is urgent, else its own. The spec records the point,
+// so the API shows what the job runs at.
+func (c *Core) deferrablePoint(j *jobRec, d *decision, now time.Time) {
+	if !j.Spec.Deferrable || (!c.policy.DeferrableYield && c.policy.DeferrableEnergyPolicy == "") {
+		return
+	}
+	est := Estimate(j.Spec, j.Progress)
+	left := Deadline(&j.Job).Sub(now)
+	if p := c.policy.DeferrableEnergyPolicy; p != "" && len(d.nodes) > 0 {
+		m := c.modelList[d.nodes[0].model].model
+		cv := c.allocJob(&j.Job, m).Curve
+		lim := power.OperatingPointW(cv, m.MinLimitW, m.MaxLimitW, p, c.Power.MaxSlowdown)
+		if rel := power.CurveRel(lim/cv.UncappedW, cv.A, cv.K); rel > 0 &&
+			time.Duration(float64(est)/rel)+c.urgencyMargin(j, est) <= left {
+			j.Spec.EnergyPolicy = p
+			return
+		}
+	}
+	if c.isUrgent(j, now) {
+		j.Spec.EnergyPolicy = api.PolicyPerformance
 	}
 }

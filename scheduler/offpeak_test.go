@@ -178,7 +178,7 @@ func TestEstimate(t *testing.T) {
 func TestCheckpointAtPeak(t *testing.T) {
 	c := New()
 	c.CheckpointAtPeak = true
-	now := at("2026-11-26 06:30") // Thursday, off-peak
+	now := at("2026-11-26 06:00") // Thursday, off-peak
 	c.SetTariff(peakPlan(t), now)
 	c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 8, 0)}, now)
 	train := func(name string, walltime time.Duration, deadline string) api.JobSpec {
@@ -189,14 +189,15 @@ func TestCheckpointAtPeak(t *testing.T) {
 		s.Deadline = &dl
 		return s
 	}
-	// Both are expected to end by 07:30, before the peak; they run late.
+	// Both are expected to end by 07:00 (07:35 with the planner's margin,
+	// deadlineNeed), before the peak; they run late.
 	long, _ := c.Submit(train("long", time.Hour, "2026-11-27 12:00"), now)
 	tight, _ := c.Submit(train("tight", time.Hour, "2026-11-26 09:20"), now)
 	plain, _ := c.Submit(spec("plain", 1, 50), now)
 	c.Schedule(now)
 	for _, id := range []string{long.ID, tight.ID, plain.ID} {
 		if j, _ := c.Job(id); j.State != api.StateRunning {
-			t.Fatalf("%s is %s at 06:30 (%s), want running", id, j.State, j.Reason)
+			t.Fatalf("%s is %s at 06:00 (%s), want running", id, j.State, j.Reason)
 		}
 	}
 	now = at("2026-11-26 08:00")

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/joulehq/joule/api"
 	"github.com/joulehq/joule/power"
 )
 
@@ -49,6 +50,17 @@ type Policy struct {
 	// trace as such jobs and re-plans at every tariff window edge in virtual
 	// time, as the daemon does on its cron schedule.
 	OffPeak bool
+	// DeferrableYield: a deferrable job released by the planner (its
+	// cheap window has come, or waiting gains nothing) waits behind every
+	// other queued job, filling what they leave, until its deadline nears
+	// (urgent, offpeak.go); urgent deferrable jobs go first, earliest
+	// deadline first (EDF), and start at the performance operating point.
+	DeferrableYield bool
+	// DeferrableEnergyPolicy, when set, is the operating point
+	// (api.PolicyEfficient, ...) a deferrable job starts at when its
+	// deadline leaves room for that point's slowdown: its own JCT does not
+	// matter within the deadline. The job's spec shows the point it runs at.
+	DeferrableEnergyPolicy string
 	// MultiNode lets a job larger than one node run gang-placed on whole
 	// free nodes (the simulator uses it for the ITP traces; schedulerd
 	// refuses such jobs at submit).
@@ -105,11 +117,16 @@ var policies = map[string]func() Policy{
 		return p
 	},
 	// Issue 7's: energy+cap with off-peak deferral: deferrable jobs wait for
-	// the cheapest tariff window that meets their deadline. Like
+	// the cheapest tariff window that meets their deadline, then yield to
+	// the other jobs until their deadline nears, when they go first. Like
 	// energy+cap, it needs a budget in the simulator.
 	"energy+cap+offpeak": func() Policy {
 		p := energyPolicy()
 		p.Name, p.PowerCap, p.OffPeak = "energy+cap+offpeak", true, true
+		// DeferrableEnergyPolicy stays unset: on the ITP replays the
+		// efficient point's 1.5x runtime keeps nodes awake longer, and
+		// their baseline costs more than the GPUs save (README).
+		p.DeferrableYield = true
 		return p
 	},
 }
@@ -174,6 +191,11 @@ func (p Policy) Validate() error {
 	}
 	if p.FairShareWeight < 0 || (p.FairShareWeight > 0 && p.FairShareHalfLife <= 0) {
 		return fmt.Errorf("policy %q: fair share needs a weight >= 0 and a positive half-life", p.Name)
+	}
+	switch p.DeferrableEnergyPolicy {
+	case "", api.PolicyPerformance, api.PolicyBalanced, api.PolicyEfficient:
+	default:
+		return fmt.Errorf("policy %q: deferrable energy policy %q: use performance, balanced, efficient or none", p.Name, p.DeferrableEnergyPolicy)
 	}
 	if p.SuspendIdle && p.IdleTimeout <= 0 {
 		return fmt.Errorf("policy %q: suspending idle nodes needs an idle timeout > 0", p.Name)

@@ -59,6 +59,9 @@ func before(a, b *jobRec) int {
 // enqueue adds a queued job to its account's slice.
 func (c *Core) enqueue(j *jobRec) {
 	j.qgen++
+	if j.Spec.Deferrable {
+		c.waitingDeferrable[j.ID] = j
+	}
 	a := j.acct
 	e := qentry{j: j, gen: j.qgen}
 	i, _ := slices.BinarySearchFunc(a.entries, j, func(e qentry, t *jobRec) int { return before(e.j, t) })

@@ -26,6 +26,9 @@ const perBucket = 2
 // a reason and does not block smaller jobs behind it. A job the pipeline
 // placed still starts only if the power budget in force allows it there
 // (powerAdmits, power.go); otherwise it waits with a reason that says so.
+// Deferrable jobs are first swept (planned, released when due) and, under a
+// DeferrableYield policy, placed around the queue: urgent ones first,
+// earliest deadline first; the others after it (offpeak.go).
 //
 // A pass stops early when no GPU is free or wakeable, or after MaxScan jobs
 // that could not start; jobs it did not reach keep their last reason.
@@ -49,27 +52,26 @@ func (c *Core) Schedule(now time.Time) Changes {
 	c.reasons = map[reasonKey]string{}
 	c.lastRes = nil
 	c.pw.refused = nil // power refusals hold within one pass
-	for ; j != nil; j = cur.next() {
+	full := func() bool {
 		// With nothing free, only the head job is examined (for its reason
 		// and reservation).
-		if (c.avail == 0 && scanned > 0) || (c.policy.MaxScan > 0 && blocked >= c.policy.MaxScan) {
-			break
-		}
-		// A deferrable job first asks the off-peak planner (PlanStart)
-		// whether to wait for a cheaper window that meets its deadline.
-		if j.Spec.Deferrable && c.deferJob(j, now, &ch) {
-			continue
-		}
+		return (c.avail == 0 && scanned > 0) || (c.policy.MaxScan > 0 && blocked >= c.policy.MaxScan)
+	}
+	// consider runs the placement pipeline for one job and starts it if it
+	// may start.
+	consider := func(j *jobRec) {
 		scanned++
 		d, reason := c.place(j, res, now)
 		if d != nil {
+			// A deferrable job's operating point follows its deadline.
+			c.deferrablePoint(j, d, now)
 			// The power budget in force must allow it there (power.go),
 			// perhaps with idle nodes suspended to make room.
 			r, shed := c.powerAdmits(j, d, now)
 			if r != "" {
 				blocked++
 				c.setWaiting(j, r, &ch)
-				continue
+				return
 			}
 			for _, n := range shed {
 				c.suspend(n, now, &ch)
@@ -96,13 +98,53 @@ func (c *Core) Schedule(now time.Time) Changes {
 			}
 			blocked++
 			c.setWaiting(j, reason, &ch)
-			continue
+			return
 		}
 		for _, n := range c.start(j, d, res, now) {
 			ch.addNode(n)
 		}
 		ch.addJob(j)
 		clear(c.reasons)
+	}
+	// Under DeferrableYield (offpeak.go), the pass runs in three steps:
+	//  1. released deferrable jobs whose deadline nears (urgent), earliest
+	//     deadline first;
+	//  2. the queue in order, leaving out released deferrable jobs;
+	//  3. the released deferrable jobs that are not urgent, earliest
+	//     deadline first, in what steps 1 and 2 left.
+	urgent := c.sweepDeferrable(now, &ch)
+	for _, u := range urgent {
+		if full() {
+			break
+		}
+		consider(u)
+	}
+	var yielded []*jobRec
+	for ; j != nil; j = cur.next() {
+		if full() {
+			break
+		}
+		// A deferrable job first asks the off-peak planner (PlanStart)
+		// whether to wait for a cheaper window that meets its deadline.
+		if j.Spec.Deferrable {
+			if c.deferJob(j, now, &ch) {
+				continue
+			}
+			if c.policy.DeferrableYield {
+				if !c.isUrgent(j, now) { // urgent ones had their turn
+					yielded = append(yielded, j)
+				}
+				continue
+			}
+		}
+		consider(j)
+	}
+	sortByDeadline(yielded)
+	for _, y := range yielded {
+		if full() {
+			break
+		}
+		consider(y)
 	}
 	// And once the jobs it started hold their watts.
 	c.shedIdle(now, &ch)

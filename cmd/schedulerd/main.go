@@ -75,8 +75,11 @@ keeps it in a cookie).
 The GPUs' power budget is set at run time: joule power --help.
 
 Policies: energy (default: fair share, EASY backfill, marginal-energy and
-best-fit placement, idle nodes suspended after --idle-timeout) and
-fifo-firstfit. Jobs larger than one node are refused at submit.
+best-fit placement, idle nodes suspended after --idle-timeout),
+fifo-firstfit, energy+cap (energy with every GPU's limit set under the power
+budget, joule power) and energy+cap+offpeak (energy+cap; released deferrable
+jobs yield to the others and go first, earliest deadline first, when their
+deadline nears). Jobs larger than one node are refused at submit.
 
 Flags:
 `
@@ -150,7 +153,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", 2*time.Second, "heartbeat interval of the simulated nodes")
 	fs.DurationVar(&cfg.nodeTimeout, "node-timeout", 30*time.Second, "a node silent this long is marked down and its jobs requeued")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&cfg.policy, "policy", scheduler.DefaultPolicy, "scheduling policy: "+strings.Join(scheduler.PolicyNames(), " or "))
+	fs.StringVar(&cfg.policy, "policy", scheduler.DefaultPolicy, "scheduling policy: "+strings.Join(scheduler.AllPolicyNames(), ", "))
 	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", scheduler.DefaultIdleTimeout, "an empty node stays on this long before policy energy suspends it")
 	cfg.power = scheduler.DefaultPowerConfig()
 	fs.Float64Var(&cfg.power.MaxSlowdown, "balanced-slowdown", cfg.power.MaxSlowdown, "power capping: how much slower than uncapped a balanced job may run (0.10 = 10% more time)")

@@ -64,9 +64,17 @@ The core re-plans at every tariff window edge in virtual time, as schedulerd
 does on its cron schedule. With F > 0 every policy's result gains an
 "offpeak" object about those jobs (under other policies they are not
 deferred): deferrable_jobs, deferred (made to wait), deadlines_missed
-(finished more than 24 h after submission), deadlines_unmeetable (of those,
-jobs whose trace duration alone is over 24 h), mean_jct_deferrable_s and
-mean_jct_nondeferrable_s.
+(finished more than 24 h after submission) and missed_jobs (their trace ids),
+deadlines_unmeetable (jobs picked whose trace duration alone is over 24 h:
+they are submitted as not deferrable and count with the others),
+mean_jct_deferrable_s and mean_jct_nondeferrable_s.
+
+--offpeak-levers picks the off-peak policy's levers beyond deferral, to
+measure each one's share: yield (on in the policy: released deferrable jobs
+wait behind the others until their deadline nears, then go first, earliest
+deadline first, at the performance point) and efficient (off in the policy:
+deferrable jobs whose deadline leaves room run at the efficient operating
+point); "none" turns both off.
 
 Without --policy it runs fifo-firstfit and energy, and with --budget-kw also
 energy+cap and energy+cap+offpeak.
@@ -79,6 +87,8 @@ Examples:
   schedulerd simulate --trace t.csv --cluster nodes.csv --node-power idle=1200,suspended=30,wake=3m
   schedulerd simulate --trace ../shared/traces/itp_cluster09.csv --nodes 6 --policy fifo-firstfit,energy+cap+offpeak \
       --budget-kw 40 --tariff examples/tariff-two-rate.json --deferrable-fraction 0.3
+  schedulerd simulate --trace ../shared/traces/itp_cluster09.csv --nodes 6 --policy energy+cap+offpeak \
+      --budget-kw 40 --tariff examples/tariff-two-rate.json --deferrable-fraction 0.3 --offpeak-levers yield
 
 The cluster file is a CSV with the columns name,gpus,model (model h100, h200
 or a100).
@@ -90,6 +100,7 @@ type simConfig struct {
 	budgetKW, deferrable, slowdown                                  float64
 	trace, cluster, gpu, policies, output, nodePower, start, tariff string
 	budgetFile                                                      string
+	levers                                                          string
 	nodes                                                           int
 	idleTimeout                                                     time.Duration
 	singleNode, progress                                            bool
@@ -118,6 +129,7 @@ func runSimulate(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&c.budgetKW, "budget-kw", 0, "the GPUs' power budget in kW for policies energy+cap and energy+cap+offpeak")
 	fs.StringVar(&c.budgetFile, "budget", "", "a power budget JSON file instead of --budget-kw: the body PUT /api/v1/power/budget takes (default_w, node_max_w, windows of cron pairs), e.g. examples/budget-day-night.json")
 	fs.Float64Var(&c.slowdown, "balanced-slowdown", 0, "under a power cap, how much slower than uncapped a job may run at its balanced limit (0.10 = 10% more time; default 0.10, as schedulerd's)")
+	fs.StringVar(&c.levers, "offpeak-levers", "yield", "the off-peak policy's levers beyond deferral, comma-separated: yield, efficient, or none")
 	fs.BoolVar(&c.progress, "progress", isTerminal(stderr), "show a progress bar on stderr (default: when stderr is a terminal)")
 	if code, ok := parseSub(fs, simulateUsage, args, stderr); !ok {
 		return code
@@ -211,6 +223,10 @@ func simulate(c simConfig, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--tariff %s: %w", c.tariff, err)
 		}
 	}
+	yield, efficient, err := parseLevers(c.levers)
+	if err != nil {
+		return err
+	}
 	var policies []scheduler.Policy
 	for _, name := range strings.Split(c.policies, ",") {
 		p, err := scheduler.PolicyByName(strings.TrimSpace(name))
@@ -222,6 +238,12 @@ func simulate(c simConfig, stdout, stderr io.Writer) error {
 			p.IdleTimeout = c.idleTimeout
 		}
 		p.MultiNode = !c.singleNode
+		if p.OffPeak {
+			p.DeferrableYield, p.DeferrableEnergyPolicy = yield, ""
+			if efficient {
+				p.DeferrableEnergyPolicy = api.PolicyEfficient
+			}
+		}
 		policies = append(policies, p)
 	}
 	f, err := os.Open(c.trace)
@@ -400,4 +422,20 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// parseLevers reads --offpeak-levers: yield, efficient, none.
+func parseLevers(list string) (yield, efficient bool, err error) {
+	for _, l := range strings.Split(list, ",") {
+		switch strings.TrimSpace(l) {
+		case "yield":
+			yield = true
+		case "efficient":
+			efficient = true
+		case "none", "":
+		default:
+			return false, false, fmt.Errorf("--offpeak-levers: unknown lever %q: use yield, efficient or none, e.g. --offpeak-levers yield,efficient", l)
+		}
+	}
+	return yield, efficient, nil
 }

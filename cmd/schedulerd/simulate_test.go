@@ -87,6 +87,7 @@ func TestSimulateErrors(t *testing.T) {
 		{[]string{"--trace", trace, "--nodes", "2", "--deferrable-fraction", "1.5"}, "--deferrable-fraction 1.5: give a share from 0 to 1"},
 		{[]string{"--trace", trace, "--nodes", "2", "--deferrable-fraction", "-0.1"}, "--deferrable-fraction -0.1"},
 		{[]string{"--trace", trace, "--nodes", "2", "--policy", "energy+cap+offpeak"}, "needs a power budget: give --budget-kw"},
+		{[]string{"--trace", trace, "--nodes", "2", "--offpeak-levers", "yield,cheap"}, `--offpeak-levers: unknown lever "cheap"`},
 	}
 	for _, tt := range tests {
 		var out, errb bytes.Buffer

@@ -78,15 +78,23 @@ func Deferrable(i int, f float64) bool {
 // OffPeakResult reports on the deferrable fraction's jobs, the same trace
 // jobs under every policy (whether or not the policy deferred them).
 type OffPeakResult struct {
-	// DeferrableJobs counts the jobs picked deferrable that ran.
+	// DeferrableJobs counts the jobs picked deferrable that ran and whose
+	// deadline can be met: their trace duration is at most 24 h.
 	DeferrableJobs int `json:"deferrable_jobs"`
-	// DeadlinesMissed counts those that finished after their deadline
-	// (24 h after submission); DeadlinesUnmeetable counts those of them
-	// whose trace duration alone is over 24 h, missed under any policy.
-	DeadlinesMissed     int `json:"deadlines_missed"`
+	// DeadlinesMissed counts those that finished after their deadline (24
+	// h after submission); MissedJobs lists their trace ids, in trace
+	// order, so runs can be compared job by job ("none missed that
+	// fifo-firstfit meets").
+	DeadlinesMissed int      `json:"deadlines_missed"`
+	MissedJobs      []string `json:"missed_jobs,omitempty"`
+	// DeadlinesUnmeetable counts the jobs picked whose trace duration alone
+	// is over 24 h: their deadline is missed under every policy, so they
+	// are submitted as not deferrable (a facility would not defer work
+	// that cannot make its deadline) and count with the other jobs.
 	DeadlinesUnmeetable int `json:"deadlines_unmeetable"`
 	// MeanJCTNonDeferrableS and MeanJCTDeferrableS are the mean job
-	// completion times of the other jobs and of the deferrable ones.
+	// completion times of the other jobs (unmeetable ones included) and of
+	// the deferrable ones.
 	MeanJCTNonDeferrableS float64 `json:"mean_jct_nondeferrable_s"`
 	MeanJCTDeferrableS    float64 `json:"mean_jct_deferrable_s"`
 	// Deferred counts the jobs the planner made wait at least once.
@@ -298,6 +306,7 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 	var energyJ, gpuEnergyJ, busyGPUS, cost, co2G float64
 	var jcts, waits, jctsDef, jctsNon []float64
 	var op OffPeakResult
+	var missed []int
 	// Under an OffPeak policy, deferred maps a deferred job to the start
 	// its plan waits for; wakes holds those instants (stale entries are
 	// skipped), and edgeAt is the next tariff window edge, where the core
@@ -513,9 +522,7 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 				op.DeferrableJobs++
 				if now.After(r.submit.Add(scheduler.DefaultDeadline)) {
 					op.DeadlinesMissed++
-					if r.duration > scheduler.DefaultDeadline {
-						op.DeadlinesUnmeetable++
-					}
+					missed = append(missed, r.trace)
 				}
 			} else {
 				jctsNon = append(jctsNon, jct)
@@ -549,6 +556,10 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 			// The planner's runtime estimate (scheduler.Estimate) is the
 			// walltime if any, else the synthetic duration: the trace's.
 			def := cfg.DeferrableFraction > 0 && Deferrable(ai-1, cfg.DeferrableFraction)
+			if def && time.Duration(tj.DurationS)*time.Second > scheduler.DefaultDeadline {
+				def = false // unmeetable: not deferred (OffPeakResult)
+				op.DeadlinesUnmeetable++
+			}
 			spec.Deferrable = def && cfg.Policy.OffPeak
 			j, err := core.Submit(spec, now)
 			if err != nil {
@@ -620,6 +631,10 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 	if cfg.DeferrableFraction > 0 {
 		op.MeanJCTDeferrableS, op.MeanJCTNonDeferrableS = mean(jctsDef), mean(jctsNon)
 		op.Deferred = len(everDeferred)
+		slices.Sort(missed)
+		for _, i := range missed {
+			op.MissedJobs = append(op.MissedJobs, jobs[i].ID)
+		}
 		res.OffPeak = &op
 	}
 	res.MakespanS = lastDone.Sub(cfg.Start).Seconds()
