@@ -48,6 +48,10 @@ type Job struct {
 	// GangNodes lists every whole node a multi-node job holds (Node is the
 	// first). Only the simulator places such jobs; schedulerd refuses them.
 	GangNodes []string `json:"gang_nodes,omitempty"`
+	// Stopping is true while the job has been cancelled or preempted but its
+	// agent has not yet said it stopped: its GPUs stay held until then. It is
+	// stored, so a restarted schedulerd does not give those GPUs away.
+	Stopping bool `json:"stopping,omitempty"`
 	// Placement explains the decision that placed the job: the best
 	// candidate nodes with each scorer's part.
 	Placement *Placement `json:"placement,omitempty"`

@@ -54,7 +54,7 @@ func (r *reservation) describe() string {
 // estimate gave when it started, but never before now (a job past its
 // estimate may end any moment), and now for a job already being stopped.
 func endOf(j *jobRec, now time.Time) time.Time {
-	if j.stopping || j.estEnd.Before(now) {
+	if j.Stopping || j.estEnd.Before(now) {
 		return now
 	}
 	return j.estEnd
@@ -203,7 +203,7 @@ func (c *Core) computeReserve(j *jobRec, now time.Time) *reservation {
 func (c *Core) preempt(j *jobRec, now time.Time) []*jobRec {
 	need := j.Spec.GPUs
 	preemptible := func(v *jobRec) bool {
-		return !v.stopping && len(v.GangNodes) == 0 && v.State == api.StateRunning &&
+		return !v.Stopping && len(v.GangNodes) == 0 && v.State == api.StateRunning &&
 			(v.Spec.Priority <= j.Spec.Priority-c.policy.PreemptGap || (v.Spec.Deferrable && v.Spec.Priority <= j.Spec.Priority))
 	}
 	// Any victim at all? (Counts of placed jobs by priority.)
@@ -218,7 +218,7 @@ func (c *Core) preempt(j *jobRec, now time.Time) []*jobRec {
 	for n := range c.stoppingOn {
 		soon := n.free()
 		for _, r := range n.runs {
-			if r.j.stopping {
+			if r.j.Stopping {
 				soon += r.gpus
 			}
 		}
@@ -235,7 +235,7 @@ func (c *Core) preempt(j *jobRec, now time.Time) []*jobRec {
 		soon, could := n.free(), 0
 		for _, r := range n.runs {
 			switch {
-			case r.j.stopping:
+			case r.j.Stopping:
 				soon += r.gpus
 			case preemptible(r.j):
 				could += r.gpus
@@ -249,7 +249,7 @@ func (c *Core) preempt(j *jobRec, now time.Time) []*jobRec {
 		}
 		var cands []nodeRun
 		for _, r := range n.runs {
-			if !r.j.stopping && preemptible(r.j) {
+			if !r.j.Stopping && preemptible(r.j) {
 				cands = append(cands, r)
 			}
 		}

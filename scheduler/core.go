@@ -105,9 +105,8 @@ type jobRec struct {
 	seq int
 	// qgen identifies the job's current queue entry; older entries are
 	// stale (the job was placed and later requeued).
-	qgen     int
-	stopping bool // cancelled or preempted while its agent still runs it
-	acct     *account
+	qgen int
+	acct *account
 	// estEnd is when the job is expected to end, fixed when it starts.
 	estEnd time.Time
 	// preemptedBy is the job this one is being stopped for; it is requeued
@@ -221,7 +220,17 @@ func (c *Core) Restore(jobs []api.Job, nodes []api.Node) {
 			}
 			c.enqueue(j)
 		case j.State == api.StateRunning && j.Node != "":
+			// A preemption in flight is decided again after a restart.
+			j.Stopping = false
 			c.hold(j, j.StartedAtOr(time.Time{}))
+		case j.Stopping && j.Node != "":
+			// Cancelled while its agent still ran it: hold its GPUs until
+			// the agent says it stopped, or the node is declared down.
+			j.Stopping = false
+			at := j.StartedAtOr(time.Time{})
+			c.hold(j, at)
+			c.share.stop(j, at) // its share ended when it was cancelled
+			c.markStopping(j)
 		}
 	}
 	c.orderDirty = true
@@ -358,7 +367,7 @@ func (c *Core) Cancel(id string, now time.Time) (api.Job, error) {
 	if api.Terminal(j.State) {
 		return j.Job, fmt.Errorf("job %s already %s; nothing to cancel", id, j.State)
 	}
-	if j.State == api.StateRunning && !j.stopping {
+	if j.State == api.StateRunning && !j.Stopping {
 		c.share.stop(j, now)
 	}
 	if j.State == api.StateRunning {

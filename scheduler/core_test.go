@@ -189,6 +189,47 @@ func TestCancelRunningStopsItAndHoldsGPUsUntilStopped(t *testing.T) {
 	}
 }
 
+// A restart between a cancel and the agent's stop must not give the
+// cancelled job's GPUs away while its agent still runs it.
+func TestCancelledJobHoldsGPUsAcrossRestartUntilStopped(t *testing.T) {
+	c := New()
+	a, _ := c.Submit(spec("a", 4, 50), t0)
+	b, _ := c.Submit(spec("b", 4, 50), t0)
+	c.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 4, 0)}, t0)
+	if _, err := c.Cancel(a.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+
+	restarted := New()
+	restarted.Restore(c.Jobs(), c.Nodes()) // what storage holds
+	running := []api.JobReport{{ID: a.ID, State: api.StateRunning}}
+	reply, _ := restarted.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 4, 0), Jobs: running}, t0.Add(time.Second))
+	if fmt.Sprint(reply.Stop) != "["+a.ID+"]" || len(reply.Run) != 0 {
+		t.Fatalf("reply = %+v, want only a stop of %s", reply, a.ID)
+	}
+	if j, _ := restarted.Job(b.ID); j.State != api.StateQueued {
+		t.Fatalf("b must wait until a's GPUs are released, is %s", j.State)
+	}
+
+	reply, ch := restarted.Heartbeat("n", api.Heartbeat{GPUs: gpus("n", 4, 0)}, t0.Add(2*time.Second))
+	if len(reply.Run) != 1 || reply.Run[0].ID != b.ID {
+		t.Fatalf("b should start once a is gone: %+v", reply)
+	}
+	stored := map[string]api.Job{}
+	for _, j := range ch.Jobs {
+		stored[j.ID] = j
+	}
+	if j, ok := stored[a.ID]; !ok || j.Stopping || j.State != api.StateCancelled {
+		t.Fatalf("a must be stored cancelled and no longer stopping, got %+v (in changes: %v)", j, ok)
+	}
+	// A second restart does not hold a's GPUs again.
+	again := New()
+	again.Restore(restarted.Jobs(), restarted.Nodes())
+	if j, _ := again.Job(a.ID); j.Stopping {
+		t.Fatalf("after a second restart a must not be stopping: %+v", j)
+	}
+}
+
 func TestSilentNodeGoesDownAndItsJobsRequeue(t *testing.T) {
 	c := New()
 	j, _ := c.Submit(spec("a", 1, 50), t0)

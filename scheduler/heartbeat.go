@@ -47,8 +47,9 @@ func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.Hear
 		transition = transition || markOf(c.jobs[r.ID]) != before
 	}
 	for id := range n.jobs {
-		if j := c.jobs[id]; j != nil && j.stopping && !reported[id] {
+		if j := c.jobs[id]; j != nil && j.Stopping && !reported[id] {
 			c.release(j, now) // the agent no longer has it
+			ch.addJob(j)      // stored: no longer stopping
 			c.requeuePreempted(j, &ch)
 			transition = true
 		}
@@ -81,7 +82,7 @@ func markOf(j *jobRec) jobMark {
 		return jobMark{}
 	}
 	return jobMark{state: j.State, node: j.Node, preemptedBy: j.preemptedBy, profileError: j.ProfileError,
-		stopping: j.stopping, curve: j.PowerCurve != nil}
+		stopping: j.Stopping, curve: j.PowerCurve != nil}
 }
 
 // sameGPUs says whether a heartbeat reports the GPUs the node had (same
@@ -108,11 +109,12 @@ func (c *Core) applyReport(n *nodeState, r api.JobReport, now time.Time, ch *Cha
 		return r.State == api.StateRunning // unknown to us: stop it
 	case !here:
 		return r.State == api.StateRunning // placed elsewhere (requeued after a node loss)
-	case j.stopping:
+	case j.Stopping:
 		if r.State == api.StateRunning {
 			return j.preemptedBy == "" // a preempted one is in the preempt list
 		}
 		c.release(j, now)
+		ch.addJob(j) // stored: no longer stopping
 		if j.preemptedBy != "" && (r.State == api.StateSucceeded || r.State == api.StateFailed) {
 			// It ended on its own before the stop reached it.
 			t := now.UTC()
@@ -187,12 +189,12 @@ func (c *Core) desired(n *nodeState, stop []string) api.HeartbeatReply {
 	slices.SortFunc(ids, func(a, b string) int { return jobSeq(a) - jobSeq(b) })
 	for _, id := range ids {
 		j := c.jobs[id]
-		if j.stopping && j.preemptedBy != "" {
+		if j.Stopping && j.preemptedBy != "" {
 			// Preempted for another job: checkpoint, then it is requeued.
 			reply.Preempt = append(reply.Preempt, id)
 			continue
 		}
-		if j.stopping {
+		if j.Stopping {
 			if !slices.Contains(reply.Stop, id) {
 				reply.Stop = append(reply.Stop, id)
 			}
@@ -279,7 +281,11 @@ func (c *Core) nodeDown(n *nodeState, now time.Time, ch *Changes) {
 		if j.State == api.StateRunning {
 			c.share.stop(j, now)
 		}
+		stopping := j.Stopping
 		c.release(j, now)
+		if stopping {
+			ch.addJob(j) // stored: no longer stopping
+		}
 		if j.State == api.StateRunning {
 			j.State, j.Node, j.GPUIndices, j.GangNodes, j.StartedAt = api.StateQueued, "", nil, nil, nil
 			// Kept ahead of every waiting reason until it starts again.

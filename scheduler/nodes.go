@@ -172,7 +172,7 @@ func (c *Core) release(j *jobRec, now time.Time) {
 		c.index(n)
 	}
 	c.countRun(j, -1)
-	if j.stopping {
+	if j.Stopping {
 		for _, name := range j.nodeNames() {
 			if n := c.nodes[name]; n != nil {
 				if c.stoppingOn[n]--; c.stoppingOn[n] <= 0 {
@@ -181,7 +181,7 @@ func (c *Core) release(j *jobRec, now time.Time) {
 			}
 		}
 	}
-	j.stopping = false
+	j.Stopping = false
 }
 
 // countRun adds sign to the per-priority counts of placed jobs.
@@ -199,10 +199,10 @@ func (c *Core) countRun(j *jobRec, sign int) {
 // markStopping marks a placed job to be stopped; its nodes are remembered
 // so that preemption can see at once what is already being freed.
 func (c *Core) markStopping(j *jobRec) {
-	if j.stopping {
+	if j.Stopping {
 		return
 	}
-	j.stopping = true
+	j.Stopping = true
 	c.resGen++
 	if c.stoppingOn == nil {
 		c.stoppingOn = map[*nodeState]int{}

@@ -199,7 +199,7 @@ func (c *Core) Replan(now time.Time) Changes {
 // preempted, and the planner then defers it to that cheaper window.
 func (c *Core) checkpointForPeak(now time.Time, ch *Changes) {
 	for _, j := range c.Jobs() {
-		if j.State != api.StateRunning || !j.Spec.Deferrable || j.Spec.Workload.Train == nil || c.preempting[j.ID] || c.jobs[j.ID].stopping {
+		if j.State != api.StateRunning || !j.Spec.Deferrable || j.Spec.Workload.Train == nil || c.preempting[j.ID] || c.jobs[j.ID].Stopping {
 			continue
 		}
 		run, margin := c.planRuntime(c.jobs[j.ID])
