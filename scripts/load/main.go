@@ -96,11 +96,15 @@ func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDu
 	}
 	fmt.Printf("%d agents registered (%d GPUs); heartbeating every %s\n", nAgents, 8*nAgents, interval)
 	time.Sleep(2 * interval) // settle into the rhythm
-	lat.reset()
 
 	cpu0, _ := procCPU(pid)
 	self0, _ := procCPU(os.Getpid())
+	// The baseline scrape comes before the latency window opens, and the end
+	// scrape after it closes: a scrape of 8,000 GPUs' series is ~0.2 s of
+	// schedulerd's CPU in one burst, the harness's own instrument, not load
+	// an agent or a submitter makes.
 	m0, _ := scrape(server, tok)
+	lat.reset()
 	var acked, failed atomic.Int64
 	var next atomic.Int64
 	var firstErr atomic.Value
@@ -142,10 +146,10 @@ func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDu
 	}
 	subs.Wait()
 	elapsed := time.Since(start)
+	hb, hbBy := lat.snapshot()
 	cpu1, _ := procCPU(pid)
 	self1, _ := procCPU(os.Getpid())
 	m1, _ := scrape(server, tok)
-	hb, hbBy := lat.snapshot()
 	close(stopSample)
 	cancel()
 	wg.Wait()
