@@ -30,52 +30,32 @@ func DecodeHeartbeat(r io.Reader) (Heartbeat, error) {
 	return hb, nil
 }
 
-// smallGPUList is the most GPUs Validate checks for duplicates by scanning.
-const smallGPUList = 32
-
 // gpuNumberFields names the GPU's numbers Validate checks, in its order.
 var gpuNumberFields = [...]string{"utilization", "power_w", "limit_w", "min_limit_w", "max_limit_w", "energy_j", "memory_used_mib", "memory_total_mib"}
 
 // Validate checks a heartbeat's values; see DecodeHeartbeat.
 func (hb *Heartbeat) Validate() error {
-	// A node has a handful of GPUs: duplicates are found by scanning the ones
-	// before, without a map per heartbeat; a long list (bad input) uses maps.
-	var idx map[int]bool
-	var uuids map[string]bool
-	if len(hb.GPUs) > smallGPUList {
-		idx, uuids = make(map[int]bool, len(hb.GPUs)), make(map[string]bool, len(hb.GPUs))
-	}
+	idx, uuids := map[int]bool{}, map[string]bool{}
 	for i, g := range hb.GPUs {
-		// The field path is built only for an error: this runs for every GPU
-		// of every heartbeat.
-		at := func() string { return "gpus[" + strconv.Itoa(i) + "]" }
-		dupIndex, dupUUID := false, false
-		if idx != nil {
-			dupIndex, dupUUID = idx[g.Index], uuids[g.UUID]
-			idx[g.Index], uuids[g.UUID] = true, true
-		} else {
-			for _, p := range hb.GPUs[:i] {
-				dupIndex = dupIndex || p.Index == g.Index
-				dupUUID = dupUUID || p.UUID == g.UUID
-			}
-		}
+		at := "gpus[" + strconv.Itoa(i) + "]" // no fmt: this runs for every GPU of every heartbeat
 		switch {
 		case g.Index < 0:
-			return &FieldError{Field: at() + ".index", Msg: fmt.Sprintf("%d: must be 0 or more", g.Index)}
-		case dupIndex:
-			return &FieldError{Field: at() + ".index", Msg: fmt.Sprintf("%d appears twice; each GPU once", g.Index)}
+			return &FieldError{Field: at + ".index", Msg: fmt.Sprintf("%d: must be 0 or more", g.Index)}
+		case idx[g.Index]:
+			return &FieldError{Field: at + ".index", Msg: fmt.Sprintf("%d appears twice; each GPU once", g.Index)}
 		case g.UUID == "":
-			return &FieldError{Field: at() + ".uuid", Msg: "required: the GPU's NVML UUID"}
-		case dupUUID:
-			return &FieldError{Field: at() + ".uuid", Msg: fmt.Sprintf("%q appears twice; each GPU once", g.UUID)}
+			return &FieldError{Field: at + ".uuid", Msg: "required: the GPU's NVML UUID"}
+		case uuids[g.UUID]:
+			return &FieldError{Field: at + ".uuid", Msg: fmt.Sprintf("%q appears twice; each GPU once", g.UUID)}
 		}
+		idx[g.Index], uuids[g.UUID] = true, true
 		for k, v := range [...]float64{g.Utilization, g.PowerW, g.LimitW, g.MinLimitW, g.MaxLimitW, g.EnergyJ, g.MemoryUsedMiB, g.MemoryTotalMiB} {
 			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-				return &FieldError{Field: at() + "." + gpuNumberFields[k], Msg: fmt.Sprintf("%v: must be a finite number, 0 or more", v)}
+				return &FieldError{Field: at + "." + gpuNumberFields[k], Msg: fmt.Sprintf("%v: must be a finite number, 0 or more", v)}
 			}
 		}
 		if g.Utilization > 1 {
-			return &FieldError{Field: at() + ".utilization", Msg: fmt.Sprintf("%v: a fraction, 0..1", g.Utilization)}
+			return &FieldError{Field: at + ".utilization", Msg: fmt.Sprintf("%v: a fraction, 0..1", g.Utilization)}
 		}
 	}
 	for i, j := range hb.Jobs {

@@ -16,11 +16,15 @@ import (
 // part is priced at the tariff windows in force during the interval, PUE on
 // top, and recorded as per-day usage for the reports.
 func (c *Core) meterEnergy(n *nodeState, gpus []api.GPU, now time.Time, ch *Changes) {
+	last := map[string]float64{}
+	for _, g := range n.GPUs {
+		last[g.UUID] = g.EnergyJ
+	}
 	holder := n.holder
 	var idleJ float64
 	jobJ := map[string]float64{}
-	for i, g := range gpus {
-		prev, ok := lastEnergyJ(n.GPUs, i, g.UUID)
+	for _, g := range gpus {
+		prev, ok := last[g.UUID]
 		if !ok || g.EnergyJ < prev {
 			continue
 		}
@@ -59,21 +63,6 @@ func (c *Core) meterEnergy(n *nodeState, gpus []api.GPU, now time.Time, ch *Chan
 		n.IdleCost += total.Cost
 		n.IdleCO2G += total.CO2G
 	}
-}
-
-// lastEnergyJ is the energy counter the node last reported for the GPU with
-// uuid, looked up without a map per heartbeat: a node reports its GPUs in the
-// same order each time, so position i is tried first, then the others.
-func lastEnergyJ(last []api.GPU, i int, uuid string) (float64, bool) {
-	if i < len(last) && last[i].UUID == uuid {
-		return last[i].EnergyJ, true
-	}
-	for _, g := range last {
-		if g.UUID == uuid {
-			return g.EnergyJ, true
-		}
-	}
-	return 0, false
 }
 
 // shareIdle adds idle energy to the running jobs in proportion to the GPUs
