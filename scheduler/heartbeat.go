@@ -48,8 +48,7 @@ func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.Hear
 	}
 	for id := range n.jobs {
 		if j := c.jobs[id]; j != nil && j.Stopping && !reported[id] {
-			c.release(j, now) // the agent no longer has it
-			ch.addJob(j)      // stored: no longer stopping
+			c.release(j, now, &ch) // the agent no longer has it
 			c.requeuePreempted(j, &ch)
 			transition = true
 		}
@@ -113,8 +112,7 @@ func (c *Core) applyReport(n *nodeState, r api.JobReport, now time.Time, ch *Cha
 		if r.State == api.StateRunning {
 			return j.preemptedBy == "" // a preempted one is in the preempt list
 		}
-		c.release(j, now)
-		ch.addJob(j) // stored: no longer stopping
+		c.release(j, now, ch)
 		if j.preemptedBy != "" && (r.State == api.StateSucceeded || r.State == api.StateFailed) {
 			// It ended on its own before the stop reached it.
 			t := now.UTC()
@@ -152,7 +150,7 @@ func (c *Core) applyReport(n *nodeState, r api.JobReport, now time.Time, ch *Cha
 		}
 		c.learn(j, now)
 		c.share.stop(j, now)
-		c.release(j, now)
+		c.release(j, now, ch)
 		if r.State == api.StatePreempted {
 			// Checkpointed: it goes back to the queue and resumes later.
 			j.State, j.FinishedAt, j.Node, j.GPUIndices, j.GangNodes = api.StateQueued, nil, "", nil, nil
@@ -281,11 +279,7 @@ func (c *Core) nodeDown(n *nodeState, now time.Time, ch *Changes) {
 		if j.State == api.StateRunning {
 			c.share.stop(j, now)
 		}
-		stopping := j.Stopping
-		c.release(j, now)
-		if stopping {
-			ch.addJob(j) // stored: no longer stopping
-		}
+		c.release(j, now, ch)
 		if j.State == api.StateRunning {
 			j.State, j.Node, j.GPUIndices, j.GangNodes, j.StartedAt = api.StateQueued, "", nil, nil, nil
 			// Kept ahead of every waiting reason until it starts again.

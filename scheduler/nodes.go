@@ -148,8 +148,9 @@ func (c *Core) hold(j *jobRec, now time.Time) {
 	c.share.start(j, now)
 }
 
-// release frees a job's GPUs on its node(s).
-func (c *Core) release(j *jobRec, now time.Time) {
+// release frees a job's GPUs on its node(s). A job that was stopping is
+// recorded in ch, since its stored stopping mark must be cleared too.
+func (c *Core) release(j *jobRec, now time.Time, ch *Changes) {
 	c.markAllocStale()
 	c.resGen++
 	for _, name := range j.nodeNames() {
@@ -180,8 +181,9 @@ func (c *Core) release(j *jobRec, now time.Time) {
 				}
 			}
 		}
+		j.Stopping = false
+		ch.addJob(j)
 	}
-	j.Stopping = false
 }
 
 // countRun adds sign to the per-priority counts of placed jobs.
