@@ -311,10 +311,10 @@ func TestBudgetSuspendsIdleNodes(t *testing.T) {
 	}
 }
 
-// TestUnrunnableUnderBudget: a 16-GPU job on two H100 nodes under a 3000 W
-// budget draws 3200 W at its minimum limits: it waits with a reason that
-// says it can never run under this budget, and a 1-GPU job still starts.
-func TestUnrunnableUnderBudget(t *testing.T) {
+// budgetedH100s is a core under the energy policy with multi-node jobs, no
+// profiling, idle 8-GPU H100 nodes and a budget of budgetW.
+func budgetedH100s(t *testing.T, budgetW float64, nodes ...string) *Core {
+	t.Helper()
 	p, _ := PolicyByName("energy")
 	p.MultiNode = true
 	c, err := NewWithPolicy(p)
@@ -322,11 +322,20 @@ func TestUnrunnableUnderBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Power.Profile = false
-	c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0)
-	c.Heartbeat("b", api.Heartbeat{GPUs: h100s("b", 8, 72)}, t0)
-	if _, err := c.SetBudget(api.PowerBudget{DefaultW: 3000}); err != nil {
+	for _, n := range nodes {
+		c.Heartbeat(n, api.Heartbeat{GPUs: h100s(n, 8, 72)}, t0)
+	}
+	if _, err := c.SetBudget(api.PowerBudget{DefaultW: budgetW}); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// TestUnrunnableUnderBudget: a 16-GPU job on two H100 nodes under a 3000 W
+// budget draws 3200 W at its minimum limits: it waits with a reason that
+// says it can never run under this budget, and a 1-GPU job still starts.
+func TestUnrunnableUnderBudget(t *testing.T) {
+	c := budgetedH100s(t, 3000, "a", "b")
 	big, _ := c.Submit(powerSpec("big", api.PolicyBalanced, 16), t0)
 	small, _ := c.Submit(powerSpec("small", api.PolicyBalanced, 1), t0)
 	c.Schedule(t0)
@@ -346,19 +355,7 @@ func TestUnrunnableUnderBudget(t *testing.T) {
 // (what it would get alone is the bar), and a small job queued behind it
 // waits, since starting it would slow the big one below that.
 func TestLargeJobStartsAlone(t *testing.T) {
-	p, _ := PolicyByName("energy")
-	p.MultiNode = true
-	c, err := NewWithPolicy(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Power.Profile = false
-	c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0)
-	c.Heartbeat("b", api.Heartbeat{GPUs: h100s("b", 8, 72)}, t0)
-	c.Heartbeat("c", api.Heartbeat{GPUs: h100s("c", 8, 72)}, t0)
-	if _, err := c.SetBudget(api.PowerBudget{DefaultW: 3500}); err != nil {
-		t.Fatal(err)
-	}
+	c := budgetedH100s(t, 3500, "a", "b", "c")
 	big, _ := c.Submit(powerSpec("big", api.PolicyBalanced, 16), t0)
 	small, _ := c.Submit(powerSpec("small", api.PolicyBalanced, 1), t0.Add(time.Second))
 	c.Schedule(t0.Add(time.Second))
