@@ -193,6 +193,9 @@ type JobReport struct {
 // HeartbeatReply is the node's desired state. A lost reply is harmless: the
 // next one says the same.
 type HeartbeatReply struct {
+	// Run lists the jobs placed on the node that the agent's heartbeat did
+	// not report running: the ones to start. A reply that is lost is
+	// repeated, since the next heartbeat still does not report them.
 	Run  []Assignment `json:"run"`
 	Stop []string     `json:"stop,omitempty"`
 	// Preempt lists jobs to checkpoint and stop; they are requeued and

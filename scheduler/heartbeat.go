@@ -37,9 +37,10 @@ func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.Hear
 	c.setGPUs(n, hb.GPUs)
 
 	var stop []string
-	reported := map[string]bool{}
+	reported, running := map[string]bool{}, map[string]bool{}
 	for _, r := range hb.Jobs {
 		reported[r.ID] = true
+		running[r.ID] = r.State == api.StateRunning
 		before := markOf(c.jobs[r.ID])
 		if c.applyReport(n, r, now, &ch) {
 			stop = append(stop, r.ID)
@@ -61,7 +62,7 @@ func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.Hear
 	}
 	ch.addNode(n)
 	limits := c.applyLimits(n, now, &ch)
-	reply := c.desired(n, stop)
+	reply := c.desired(n, stop, running)
 	if len(limits) > 0 && n.power() != api.PowerSuspended {
 		reply.LimitsW = maps.Clone(limits) // allocations may be cached: never share their maps
 	}
@@ -172,10 +173,13 @@ func (c *Core) touchGang(j *jobRec, ch *Changes) {
 	}
 }
 
-// desired is the node's desired state: every job placed on it and still
-// running, the jobs to stop, its power state and, while it is suspended, the
-// minimum power limit for every GPU (restored to the maximum once awake).
-func (c *Core) desired(n *nodeState, stop []string) api.HeartbeatReply {
+// desired is the node's desired state: the jobs placed on it that the agent
+// does not report running (those it runs already are left out: a reply with
+// every job's spec, a thousand times a second, was most of the agents' and a
+// good part of the server's JSON work), the jobs to stop, its power state
+// and, while it is suspended, the minimum power limit for every GPU
+// (restored to the maximum once awake).
+func (c *Core) desired(n *nodeState, stop []string, running map[string]bool) api.HeartbeatReply {
 	reply := api.HeartbeatReply{Run: []api.Assignment{}, Stop: stop, Power: n.power()}
 	if reply.Power == api.PowerResuming {
 		reply.Power = api.PowerOn
@@ -203,6 +207,9 @@ func (c *Core) desired(n *nodeState, stop []string) api.HeartbeatReply {
 		}
 		if c.preempting[id] {
 			reply.Preempt = append(reply.Preempt, id)
+			continue
+		}
+		if running[id] {
 			continue
 		}
 		a := api.Assignment{ID: j.ID, Spec: j.Spec, Profile: c.profiling(&j.Job)}

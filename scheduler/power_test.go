@@ -205,8 +205,16 @@ func TestProfileFittedStoredAndInherited(t *testing.T) {
 	if pc == nil || pc.From != j.ID || pc.Samples != 11 || !within(pc.A, 0.3, 0.01) || !within(pc.K, 3, 0.1) || !within(pc.MaxThroughput, 800, 1) {
 		t.Fatalf("curve %+v (error %q)", pc, got.ProfileError)
 	}
-	if len(ch.Jobs) == 0 || reply.Run[0].Profile {
-		t.Errorf("the fitted job must be stored and no longer profiled")
+	if len(ch.Jobs) == 0 {
+		t.Errorf("the fitted job must be stored")
+	}
+	if len(reply.Run) != 0 {
+		t.Errorf("run %+v: a job the agent reports running is not sent again", reply.Run)
+	}
+	// An agent that lost the job (it stops reporting it) gets it again,
+	// no longer asked to profile.
+	if again, _ := c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0.Add(3*time.Second)); len(again.Run) != 1 || again.Run[0].Profile {
+		t.Errorf("run %+v: want the job again, not profiled", again.Run)
 	}
 	wantBal := power.OperatingPointW(truth, 200, 700, api.PolicyBalanced, 0.1)
 	if l := reply.LimitsW[got.GPUIndices[0]]; !within(l, wantBal, 3) {

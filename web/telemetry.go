@@ -12,7 +12,7 @@ import (
 // samples returns what a heartbeat adds to the telemetry series: the node's
 // GPUs and each job running on it, each at most every sampleEvery. Callers
 // hold s.mu; the samples are stored in the heartbeat's own transaction.
-func (s *Server) samples(node string, hb api.Heartbeat, run []api.Assignment, now time.Time) func(*storage.Batch) {
+func (s *Server) samples(node string, hb api.Heartbeat, reply api.HeartbeatReply, now time.Time) func(*storage.Batch) {
 	due := func(series string) bool {
 		if last, ok := s.ext.lastSample[series]; ok && now.Sub(last) < s.ext.sampleEvery && !now.Before(last) {
 			return false
@@ -35,11 +35,19 @@ func (s *Server) samples(node string, hb api.Heartbeat, run []api.Assignment, no
 		for _, g := range hb.GPUs {
 			power[g.Index] = g.PowerW
 		}
-		// The reply lists every job running on this node: look those up
-		// rather than listing all jobs (a sort of every job, once per
-		// heartbeat, was a third of schedulerd's CPU under load).
-		for _, a := range run {
-			j, ok := s.core.Job(a.ID)
+		// The jobs on this node are those the agent reports and those the
+		// reply starts: look those up rather than listing all jobs (a sort
+		// of every job, once per heartbeat, was a third of schedulerd's CPU
+		// under load).
+		ids := make([]string, 0, len(hb.Jobs)+len(reply.Run))
+		for _, r := range hb.Jobs {
+			ids = append(ids, r.ID)
+		}
+		for _, a := range reply.Run {
+			ids = append(ids, a.ID)
+		}
+		for _, id := range ids {
+			j, ok := s.core.Job(id)
 			if !ok || j.Node != node || j.State != api.StateRunning || !due("job/"+j.ID) {
 				continue
 			}
