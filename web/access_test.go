@@ -338,3 +338,49 @@ func TestFailedWriteReloadsFromDisk(t *testing.T) {
 		t.Errorf("stored %d jobs; want 2", len(jobs))
 	}
 }
+
+// Submissions are applied in groups (submitgroup.go); one the core refuses
+// fails alone and the rest of its group is stored.
+func TestSubmissionGroupRefusesOnlyTheBadJob(t *testing.T) {
+	f := newFixture(t)
+	hb := api.Heartbeat{GPUs: []api.GPU{{Index: 0, UUID: "GPU-0"}, {Index: 1, UUID: "GPU-1"}}}
+	if status, body := f.do("POST", "/api/v1/agents/node-a/register", f.token("node-a", RoleAgent), hb); status != 200 {
+		t.Fatalf("register: %d %s", status, body)
+	}
+	tooBig := strings.Replace(synthSpec, `"gpus":1`, `"gpus":4`, 1)
+	if tooBig == synthSpec {
+		t.Fatal("synthSpec no longer asks for 1 GPU")
+	}
+	const n = 200
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	for i := range n {
+		wg.Go(func() {
+			body := synthSpec
+			if i%4 == 0 {
+				body = tooBig
+			}
+			status, reply := f.do("POST", "/api/v1/jobs", f.admin, body)
+			if i%4 == 0 && (status != 400 || !strings.Contains(reply, "no node has 4 GPUs")) {
+				t.Errorf("too big: %d %s", status, reply)
+			}
+			mu.Lock()
+			codes[status]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if codes[201] != n*3/4 || codes[400] != n/4 {
+		t.Errorf("replies by status %v; want %d created and %d refused", codes, n*3/4, n/4)
+	}
+	f.close()
+	db, err := storage.Open(f.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if jobs, _ := db.Jobs(); len(jobs) != n*3/4 {
+		t.Errorf("%d jobs stored; want the %d accepted", len(jobs), n*3/4)
+	}
+}

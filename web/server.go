@@ -48,6 +48,9 @@ type Server struct {
 	save    func(storage.Batch) error
 	metrics *Metrics
 	tracer  trace.Tracer
+	// submits hands submissions to submitLoop (submitgroup.go); unbuffered,
+	// so waiting submitters queue in it and one group takes them all.
+	submits chan *submission
 }
 
 // New loads the stored state into a fresh core running the default policy.
@@ -68,7 +71,7 @@ func NewWithPolicy(db *storage.DB, log *slog.Logger, now func() time.Time, p sch
 		return nil, err
 	}
 	s := &Server{core: core, policy: p, db: db, now: now, log: log,
-		commits: newCommitter(), tracer: otel.Tracer("github.com/joulehq/joule/web")}
+		commits: newCommitter(), tracer: otel.Tracer("github.com/joulehq/joule/web"), submits: make(chan *submission)}
 	s.save = db.Apply
 	s.ext = newExtras()
 	if err := s.loadTariff(); err != nil {
@@ -90,6 +93,7 @@ func NewWithPolicy(db *storage.DB, log *slog.Logger, now func() time.Time, p sch
 	s.flushEvery.Store(int64(DefaultTelemetryFlush))
 	go s.commitLoop()
 	go s.flushLoop()
+	go s.submitLoop()
 	return s, nil
 }
 
@@ -306,18 +310,10 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 			p.Name, p.Name, spec.User, p.Name))
 		return
 	}
-	var job api.Job
-	err = s.apply(r.Context(), "submit", func(now time.Time) (storage.Batch, error) {
-		var err error
-		// No scheduling pass per submission: one pass follows each written
-		// batch (commit.go), and only a heartbeat can tell an agent to run
-		// the job anyway.
-		job, err = s.core.Submit(spec, now)
-		if err != nil {
-			return storage.Batch{}, err
-		}
-		return storage.Batch{Jobs: []api.Job{job}}, nil
-	})
+	// No scheduling pass per submission: one pass follows each written
+	// batch (commit.go), and only a heartbeat can tell an agent to run the
+	// job anyway.
+	job, err := s.submitJob(r.Context(), spec)
 	if err != nil {
 		writeError(w, statusOf(err), err.Error())
 		return
@@ -336,6 +332,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.As(err, new(errRefused)):
 		return http.StatusConflict
+	case errors.Is(err, errClosed):
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
@@ -434,7 +432,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		var ch scheduler.Changes
 		reply, ch = s.core.Heartbeat(node, hb, now)
 		b := batchOf(ch)
-		s.samples(node, hb, reply.Run, now)(&b) // telemetry samples, when due (telemetry.go)
+		s.samples(node, hb, reply, now)(&b) // telemetry samples, when due (telemetry.go)
 		return b, ch.Telemetry, nil
 	})
 	if err != nil {
