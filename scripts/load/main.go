@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,46 +56,66 @@ func main() {
 	jobDur := fs.Duration("job-duration", 20*time.Second, "run time of each synthetic job")
 	pid := fs.Int("pid", 0, "schedulerd's process id, for its CPU and memory")
 	limit := fs.Duration("time-limit", 5*time.Minute, "stop submitting after this long and report what was acknowledged")
+	oneProcess := fs.Bool("one-process", false, "run the agents in the submitters' process (by default they get their own, as real agents run on their own machines)")
+	child := fs.Bool("agents-child", false, "internal: be the agents' process")
+	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile here")
 	fs.Usage = func() { fmt.Fprint(os.Stderr, help); fs.PrintDefaults() }
 	fs.Parse(os.Args[1:])
-	if err := run(*server, *tokenFile, *agents, *jobs, *clients, *interval, *jobDur, *pid, *limit); err != nil {
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "load:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	var err error
+	if *child {
+		err = runChild(*server, *tokenFile, *agents, *interval, *jobDur)
+	} else {
+		err = run(*server, *tokenFile, *agents, *jobs, *clients, *interval, *jobDur, *pid, *limit, *oneProcess)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
 
-func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDur time.Duration, pid int, limit time.Duration) error {
+func newClient(server, tok string) *client.Client {
+	c, _ := client.New(server)
+	c.Token = tok
+	c.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: time.Minute}}
+	return c
+}
+
+func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDur time.Duration, pid int, limit time.Duration, oneProcess bool) error {
 	tok, err := client.ReadTokenFile(tokenFile)
 	if err != nil {
 		return fmt.Errorf("--token-file: %w", err)
 	}
-	newClient := func() *client.Client {
-		c, _ := client.New(server)
-		c.Token = tok
-		c.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-			MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: time.Minute}}
-		return c
-	}
-	hbClient, subClient := newClient(), newClient()
+	subClient := newClient(server, tok)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	var lat latencies
-	var registered atomic.Int64
-	var hbErrors atomic.Int64
-	var wg sync.WaitGroup
-	for i := range nAgents {
-		a := &standIn{name: fmt.Sprintf("load-%04d", i+1), jobs: map[string]*standInJob{}}
-		wg.Go(func() { a.run(ctx, hbClient, interval, jobDur, &lat, &registered, &hbErrors) })
-	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for registered.Load() < int64(nAgents) {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d agents registered in 2m", registered.Load(), nAgents)
+	var ags agents
+	where := "in a process of their own"
+	if oneProcess {
+		s := startAgents(newClient(server, tok), nAgents, interval, jobDur)
+		if err := s.waitRegistered(nAgents); err != nil {
+			return err
 		}
-		time.Sleep(100 * time.Millisecond)
+		ags, where = localAgents{s}, "in the submitters' process"
+	} else {
+		c, err := spawnAgents(server, tokenFile, nAgents, interval, jobDur)
+		if err != nil {
+			return err
+		}
+		ags = c
 	}
-	fmt.Printf("%d agents registered (%d GPUs); heartbeating every %s\n", nAgents, 8*nAgents, interval)
+	fmt.Printf("%d agents registered (%d GPUs), %s; heartbeating every %s\n", nAgents, 8*nAgents, where, interval)
 	time.Sleep(2 * interval) // settle into the rhythm
 
 	cpu0, _ := procCPU(pid)
@@ -104,7 +125,11 @@ func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDu
 	// schedulerd's CPU in one burst, the harness's own instrument, not load
 	// an agent or a submitter makes.
 	m0, _ := scrape(server, tok)
-	lat.reset()
+	agentsCPU0, _ := ags.cpu()
+	if err := ags.open(); err != nil {
+		return err
+	}
+	var subLat latencies
 	var acked, failed atomic.Int64
 	var next atomic.Int64
 	var firstErr atomic.Value
@@ -135,32 +160,39 @@ func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDu
 				spec := api.JobSpec{Name: fmt.Sprintf("load-%d", n), User: "load", GPUs: 1, Priority: 50,
 					Project: "default", EnergyPolicy: api.PolicyBalanced,
 					Workload: api.Workload{Synthetic: &api.SyntheticSpec{Duration: api.Duration{Duration: jobDur}, Utilization: 0.8}}}
+				sent := time.Now()
 				if _, err := subClient.Submit(ctx, spec); err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err)
 					continue
 				}
+				subLat.add(0, time.Since(sent))
 				acked.Add(1)
 			}
 		})
 	}
 	subs.Wait()
 	elapsed := time.Since(start)
-	hb, hbBy := lat.snapshot()
+	w, err := ags.close()
+	if err != nil {
+		return err
+	}
+	hb, hbBy := w.All, w.ByKind
 	cpu1, _ := procCPU(pid)
 	self1, _ := procCPU(os.Getpid())
 	m1, _ := scrape(server, tok)
 	close(stopSample)
 	cancel()
-	wg.Wait()
 
 	fmt.Printf("submissions: %d acknowledged (stored, synced), %d failed, in %s\n", acked.Load(), failed.Load(), elapsed.Round(time.Millisecond))
 	if e := firstErr.Load(); e != nil {
 		fmt.Printf("  first failure: %v\n", e)
 	}
 	fmt.Printf("durable submissions/s: %.0f\n", float64(acked.Load())/elapsed.Seconds())
+	sl, _ := subLat.snapshot()
+	fmt.Printf("submission latency (sent to acknowledged): p50 %s, p99 %s\n", pct(sl, 0.5), pct(sl, 0.99))
 	fmt.Printf("heartbeats during submissions: %d, errors %d, p50 %s, p99 %s, max %s\n",
-		len(hb), hbErrors.Load(), pct(hb, 0.50), pct(hb, 0.99), pct(hb, 1))
+		len(hb), w.Errors, pct(hb, 0.50), pct(hb, 0.99), pct(hb, 1))
 	share := slowShare(hb, hbBy)
 	for k, d := range hbBy {
 		fmt.Printf("  %-24s %6d heartbeats, p50 %s, p99 %s, max %s; %.0f%% of those above the overall p99\n",
@@ -198,8 +230,13 @@ func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDu
 		fmt.Printf("schedulerd CPU: %.2f cores on average during submissions; peak RSS %d MiB\n",
 			(cpu1-cpu0)/elapsed.Seconds(), peakRSS.Load()>>20)
 	}
-	fmt.Printf("load generator CPU (agents and submitters, same machine): %.2f cores; machine load average %s\n",
-		(self1-self0)/elapsed.Seconds(), loadAvg())
+	if oneProcess {
+		fmt.Printf("load generator CPU (agents and submitters in one process, same machine): %.2f cores; machine load average %s\n",
+			(self1-self0)/elapsed.Seconds(), loadAvg())
+	} else {
+		fmt.Printf("load generator CPU (same machine): submitters %.2f cores, agents %.2f cores; machine load average %s\n",
+			(self1-self0)/elapsed.Seconds(), (w.CPUSeconds-agentsCPU0)/elapsed.Seconds(), loadAvg())
+	}
 	return nil
 }
 
