@@ -99,8 +99,12 @@ func spawnAgents(server, tokenFile string, n int, interval, jobDur time.Duration
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "--agents-child", "--server", server, "--token-file", tokenFile,
-		"--agents", fmt.Sprint(n), "--heartbeat", interval.String(), "--job-duration", jobDur.String())
+	args := []string{"--agents-child", "--server", server, "--token-file", tokenFile,
+		"--agents", fmt.Sprint(n), "--heartbeat", interval.String(), "--job-duration", jobDur.String()}
+	if cpuProfilePath != "" {
+		args = append(args, "--cpuprofile", cpuProfilePath+".agents")
+	}
+	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {

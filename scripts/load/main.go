@@ -58,10 +58,10 @@ func main() {
 	limit := fs.Duration("time-limit", 5*time.Minute, "stop submitting after this long and report what was acknowledged")
 	oneProcess := fs.Bool("one-process", false, "run the agents in the submitters' process (by default they get their own, as real agents run on their own machines)")
 	child := fs.Bool("agents-child", false, "internal: be the agents' process")
-	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile here")
+	cpuProfile := fs.String("cpuprofile", "", "write the load generator's CPU profile here (the agents' process's to this path + .agents)")
 	fs.Usage = func() { fmt.Fprint(os.Stderr, help); fs.PrintDefaults() }
 	fs.Parse(os.Args[1:])
-	if *cpuProfile != "" {
+	if cpuProfilePath = *cpuProfile; cpuProfilePath != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "load:", err)
@@ -82,6 +82,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// cpuProfilePath is --cpuprofile, which the agents' process gets too.
+var cpuProfilePath string
 
 func newClient(server, tok string) *client.Client {
 	c, _ := client.New(server)
