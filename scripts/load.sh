@@ -11,9 +11,11 @@
 #   PPROF=127.0.0.1:6060 scripts/load.sh  schedulerd serves Go's profiler there
 #
 # schedulerd runs as its own process on a fresh data dir (a real bbolt file,
-# every acknowledged submission synced); the agents and submitters run in one
-# load process (scripts/load) over loopback HTTP. Both share this machine's
-# cores, so the load generator's own CPU is part of the picture.
+# every acknowledged submission synced); the submitters run in the load
+# process (scripts/load) and the agents in a child of it of their own, as real
+# agents run on their own machines (LOAD_FLAGS=--one-process puts them
+# together), all over loopback HTTP. They share this machine's cores, so the
+# load generator's own CPU is part of the picture.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 agents=${AGENTS:-1000}
@@ -31,7 +33,7 @@ for run in $(seq "$runs"); do
   for _ in $(seq 100); do [[ -s "$data/admin.token" ]] && break; sleep 0.1; done
   echo "== run $run: $agents agents, $jobs jobs, $clients submitters (schedulerd pid $pid, data $data)"
   "$bin/load" --server "http://127.0.0.1:$port" --token-file "$data/admin.token" --pid "$pid" \
-    --agents "$agents" --jobs "$jobs" --clients "$clients" --time-limit "${TIME_LIMIT:-5m}" || true
+    --agents "$agents" --jobs "$jobs" --clients "$clients" --time-limit "${TIME_LIMIT:-5m}" ${LOAD_FLAGS:-} || true
   echo "database: $(du -h "$data/joule.db" | cut -f1)"
   kill "$pid"; wait "$pid" || true
   rm -rf "$data"

@@ -26,8 +26,8 @@ import (
 // once per group, not once per job, and heartbeats wait for at most one group.
 
 // maxSubmitGroup bounds one group: a group holds Server.mu while the core
-// takes its jobs (about 10 µs each).
-const maxSubmitGroup = 512
+// takes its jobs (about 10 µs each), and a heartbeat may wait that long.
+const maxSubmitGroup = 64
 
 // submission is one submit request on its way through submitLoop.
 type submission struct {
