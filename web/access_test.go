@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -382,5 +383,35 @@ func TestSubmissionGroupRefusesOnlyTheBadJob(t *testing.T) {
 	defer db.Close()
 	if jobs, _ := db.Jobs(); len(jobs) != n*3/4 {
 		t.Errorf("%d jobs stored; want the %d accepted", len(jobs), n*3/4)
+	}
+}
+
+// Every GPU of a cluster past the OTel SDK's default cardinality limit (2000
+// series per instrument) has its own series; none is folded into overflow.
+func TestMetricsExposeEveryGPUOfABigCluster(t *testing.T) {
+	f := newFixture(t)
+	const nodes = 300 // 2,400 GPUs
+	f.srv.mu.Lock()
+	for n := range nodes {
+		name := fmt.Sprintf("node-%03d", n)
+		hb := api.Heartbeat{}
+		for i := range 8 {
+			hb.GPUs = append(hb.GPUs, api.GPU{Index: i, UUID: fmt.Sprintf("GPU-%s-%d", name, i), PowerW: float64(100 + i), LimitW: 700})
+		}
+		f.srv.core.Heartbeat(name, hb, time.Now())
+	}
+	f.srv.mu.Unlock()
+	status, body := f.do("GET", "/metrics", f.admin, nil)
+	if status != 200 {
+		t.Fatalf("metrics: %d %.300s", status, body)
+	}
+	if strings.Contains(body, "otel_metric_overflow") {
+		t.Errorf("some series were folded into otel_metric_overflow")
+	}
+	if n := strings.Count(body, "\njoule_gpu_power_watts{"); n != nodes*8 {
+		t.Errorf("%d GPU power series, want %d", n, nodes*8)
+	}
+	if want := `joule_gpu_power_watts{gpu="7",node="node-299"} 107`; !strings.Contains(body, want) {
+		t.Errorf("no %s", want)
 	}
 }

@@ -58,6 +58,10 @@ func newMetrics(s *Server) (*Metrics, error) {
 		return nil, fmt.Errorf("metrics exporter: %w", err)
 	}
 	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp),
+		// Every GPU is a series: the SDK's default limit (2000 series per
+		// instrument) folded every GPU past the 2000th (250 nodes) into one
+		// otel_metric_overflow series.
+		sdkmetric.WithCardinalityLimit(0),
 		sdkmetric.WithView(sdkmetric.NewView(
 			sdkmetric.Instrument{Name: "joule.schedule.duration"},
 			sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{
