@@ -17,6 +17,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/joulehq/joule/api"
+	"github.com/joulehq/joule/scheduler"
 )
 
 // Metrics is schedulerd's OpenTelemetry instruments, exported in Prometheus's
@@ -131,10 +132,8 @@ func newMetrics(s *Server) (*Metrics, error) {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		s.mu.Lock()
-		ns, js := s.core.Nodes(), s.core.Jobs()
-		bs := s.core.BudgetStatus(s.now())
-		s.mu.Unlock()
+		st := s.scrapeState()
+		ns, js, bs := st.nodes, st.jobs, st.budget
 		if bs.WattsNow > 0 {
 			o.ObserveFloat64(budget, bs.WattsNow)
 		}
@@ -158,16 +157,11 @@ func newMetrics(s *Server) (*Metrics, error) {
 		for _, st := range sortedKeys(nodeStates) {
 			o.ObserveFloat64(nodes, float64(nodeStates[st]), metric.WithAttributes(attribute.String("state", st)))
 		}
-		states := map[string]int{}
+		states := js.ByState
 		for _, st := range []string{api.StateQueued, api.StateDeferred, api.StateRunning, api.StateSucceeded, api.StateFailed, api.StateCancelled} {
-			states[st] = 0
+			states[st] += 0 // every state has a series, 0 when no job is in it
 		}
-		users, projects := map[string]float64{}, map[string]float64{}
-		for _, j := range js {
-			states[j.State]++
-			users[j.Spec.User] += j.EnergyJ
-			projects[j.Spec.Project] += j.EnergyJ
-		}
+		users, projects := js.EnergyJByUser, js.EnergyJByProject
 		for _, st := range sortedKeys(states) {
 			o.ObserveFloat64(jobs, float64(states[st]), metric.WithAttributes(attribute.String("state", st)))
 		}
@@ -183,6 +177,19 @@ func newMetrics(s *Server) (*Metrics, error) {
 		return nil, fmt.Errorf("metrics callback: %w", err)
 	}
 	return m, nil
+}
+
+// scrapeState is what a scrape reads from the core, under its lock.
+type scrapeState struct {
+	nodes  []api.Node
+	jobs   scheduler.JobStats
+	budget api.PowerBudgetStatus
+}
+
+func (s *Server) scrapeState() scrapeState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return scrapeState{nodes: s.core.Nodes(), jobs: s.core.JobStats(), budget: s.core.BudgetStatus(s.now())}
 }
 
 func (m *Metrics) decision(ctx context.Context, event string, d time.Duration) {
