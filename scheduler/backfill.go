@@ -61,17 +61,19 @@ func endOf(j *jobRec, now time.Time) time.Time {
 }
 
 // readyAt is when a node could hold target free GPUs, from the expected
-// ends of its jobs; ok is false when it never could.
-func (c *Core) readyAt(n *nodeState, target int, now time.Time) (at time.Time, freeAt int, ok bool) {
+// ends of its jobs; ok is false when it never could. ends counts the jobs
+// that must end first, and overdue says one of them is already past its
+// estimate (it may end any moment, or run for hours).
+func (c *Core) readyAt(n *nodeState, target int, now time.Time) (at time.Time, freeAt, ends int, overdue, ok bool) {
 	if n.power() == api.PowerSuspended {
-		return now.Add(c.policy.Node.WakeDelay), n.total(), n.total() >= target
+		return now.Add(c.policy.Node.WakeDelay), n.total(), 0, false, n.total() >= target
 	}
 	at, free := now, n.free()
 	if n.power() == api.PowerResuming && n.readyAt.After(at) {
 		at = n.readyAt
 	}
 	if free >= target {
-		return at, free, true
+		return at, free, 0, false, true
 	}
 	// Few jobs per node: take the earliest-ending one until enough are free.
 	var used [16]bool
@@ -87,15 +89,42 @@ func (c *Core) readyAt(n *nodeState, target int, now time.Time) (at time.Time, f
 			}
 		}
 		if best < 0 || best >= len(used) {
-			return at, free, false
+			return at, free, ends, overdue, false
 		}
 		used[best] = true
 		free += n.runs[best].gpus
+		ends++
+		if r := n.runs[best].j; !r.Stopping && !r.estEnd.After(now) {
+			overdue = true
+		}
 		if bestEnd.After(at) {
 			at = bestEnd
 		}
 	}
-	return at, free, true
+	return at, free, ends, overdue, true
+}
+
+// urgentRank orders the nodes a reservation for an urgent deferrable job
+// (isUrgent) may hold: the earliest expected time first, then the fewest
+// jobs that must end there. A node whose blockers are past their estimate
+// counts as ready no sooner than a suspended node can wake: "any moment"
+// is a guess, the wake-up is known; so for a job whose deadline is near
+// the reservation takes (and wakes, holdForUrgent) suspended nodes and
+// nodes with the fewest running jobs left, instead of the first overdue
+// node by name, which may stay busy for hours.
+func (c *Core) urgentRank(at time.Time, ends int, overdue bool, now time.Time) (time.Time, int) {
+	if w := now.Add(c.policy.Node.WakeDelay); overdue && at.Before(w) {
+		at = w
+	}
+	return at, ends
+}
+
+// rankBefore compares two urgentRank results.
+func rankBefore(at1 time.Time, ends1 int, at2 time.Time, ends2 int) bool {
+	if !at1.Equal(at2) {
+		return at1.Before(at2)
+	}
+	return ends1 < ends2
 }
 
 // reserveRefresh bounds how long a reservation is reused while nothing it
@@ -147,14 +176,29 @@ func (c *Core) computeReserve(j *jobRec, now time.Time) *reservation {
 	need := j.Spec.GPUs
 	whole := c.policy.MultiNode && need > c.maxNodeGPUs()
 	r := &reservation{job: j, nodes: map[*nodeState]bool{}, gang: whole}
+	// An urgent deferrable job's reservation ranks nodes by urgentRank;
+	// any other job's takes the earliest expected time, first by name.
+	urgent := c.isUrgent(j, now)
 	if !whole {
 		var best *nodeState
+		var bestAt time.Time
+		bestEnds := 0
 		for _, n := range c.order {
 			if n.State != api.NodeUp || n.total() < need {
 				continue
 			}
-			at, free, ok := c.readyAt(n, need, now)
-			if ok && (best == nil || at.Before(r.at)) {
+			at, free, ends, overdue, ok := c.readyAt(n, need, now)
+			if !ok {
+				continue
+			}
+			if urgent {
+				rat, rends := c.urgentRank(at, ends, overdue, now)
+				if best == nil || rankBefore(rat, rends, bestAt, bestEnds) {
+					best, bestAt, bestEnds, r.at, r.surplus = n, rat, rends, at, free-need
+				}
+				continue
+			}
+			if best == nil || at.Before(r.at) {
 				best, r.at, r.surplus = n, at, free-need
 				if !at.After(now) {
 					break
@@ -168,19 +212,30 @@ func (c *Core) computeReserve(j *jobRec, now time.Time) *reservation {
 		return r
 	}
 	type slot struct {
-		n  *nodeState
-		at time.Time
+		n      *nodeState
+		at     time.Time
+		rankAt time.Time
+		ends   int
 	}
 	var slots []slot
 	for _, n := range c.order {
 		if n.State != api.NodeUp {
 			continue
 		}
-		if at, _, ok := c.readyAt(n, n.total(), now); ok {
-			slots = append(slots, slot{n, at})
+		if at, _, ends, overdue, ok := c.readyAt(n, n.total(), now); ok {
+			s := slot{n: n, at: at, rankAt: at}
+			if urgent {
+				s.rankAt, s.ends = c.urgentRank(at, ends, overdue, now)
+			}
+			slots = append(slots, s)
 		}
 	}
-	slices.SortStableFunc(slots, func(a, b slot) int { return a.at.Compare(b.at) })
+	slices.SortStableFunc(slots, func(a, b slot) int {
+		if c := a.rankAt.Compare(b.rankAt); c != 0 {
+			return c
+		}
+		return a.ends - b.ends
+	})
 	per := c.maxNodeGPUs()
 	k := (need + per - 1) / per
 	if len(slots) < k {
@@ -188,7 +243,9 @@ func (c *Core) computeReserve(j *jobRec, now time.Time) *reservation {
 	}
 	for _, s := range slots[:k] {
 		r.nodes[s.n] = true
-		r.at = s.at
+		if s.at.After(r.at) {
+			r.at = s.at
+		}
 	}
 	return r
 }

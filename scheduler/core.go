@@ -66,6 +66,10 @@ type Core struct {
 	// resMemo is the last reservation computed (backfill.go).
 	resGen  int
 	resMemo resMemo
+	// keepAwake holds the nodes reserved for an urgent deferrable job in
+	// the last pass (offpeak.go, holdForUrgent): they are not suspended
+	// while it waits for them.
+	keepAwake map[*nodeState]bool
 	// freed says GPUs were freed or a node came up since the last pass.
 	freed bool
 	// tariff prices energy and drives off-peak planning; planned[id] is the
@@ -183,6 +187,7 @@ func NewWithPolicy(p Policy) (*Core, error) {
 		tariff:            defaultPlan,
 		planned:           map[string]int{},
 		waitingDeferrable: map[string]*jobRec{},
+		keepAwake:         map[*nodeState]bool{},
 		preempting:        map[string]bool{},
 		Power:             DefaultPowerConfig(),
 	}, nil

@@ -312,7 +312,7 @@ func (c *Core) managePower(n *nodeState, now time.Time, ch *Changes) {
 			ch.addNode(n)
 		}
 	case api.PowerOn:
-		if c.policy.SuspendIdle && len(n.jobs) == 0 && !n.idleSince.IsZero() &&
+		if c.policy.SuspendIdle && len(n.jobs) == 0 && !n.idleSince.IsZero() && !c.keepAwake[n] &&
 			now.Sub(n.idleSince) >= c.policy.IdleTimeout {
 			c.setPower(n, api.PowerSuspended, now)
 			ch.addNode(n)
@@ -333,7 +333,7 @@ func (c *Core) NextTimer() (time.Time, bool) {
 		switch {
 		case n.power() == api.PowerResuming:
 			t = n.readyAt
-		case n.power() == api.PowerOn && c.policy.SuspendIdle && len(n.jobs) == 0 && !n.idleSince.IsZero():
+		case n.power() == api.PowerOn && c.policy.SuspendIdle && len(n.jobs) == 0 && !n.idleSince.IsZero() && !c.keepAwake[n]:
 			t = n.idleSince.Add(c.policy.IdleTimeout)
 		default:
 			continue

@@ -287,6 +287,31 @@ func (c *Core) sweepDeferrable(now time.Time, ch *Changes) []*jobRec {
 	return out
 }
 
+// holdForUrgent readies the nodes reserved for an urgent deferrable job
+// that cannot start yet: none of them is suspended while it waits
+// (keepAwake, until a pass reserves differently), and a suspended one is
+// woken as soon as the reservation is due within a wake-up, so the wake
+// delay runs while the job waits for the other nodes instead of after it.
+// A job with minutes of slack cannot afford the wake-up on top (a 32-GPU
+// job waiting for four whole nodes otherwise wakes three of them only once
+// the fourth is free).
+func (c *Core) holdForUrgent(res *reservation, now time.Time, ch *Changes) {
+	nodes := make([]*nodeState, 0, len(res.nodes))
+	for n := range res.nodes {
+		nodes = append(nodes, n)
+	}
+	slices.SortFunc(nodes, func(a, b *nodeState) int { return a.ord - b.ord })
+	due := !res.at.After(now.Add(c.policy.Node.WakeDelay))
+	for _, n := range nodes {
+		c.keepAwake[n] = true
+		if due && n.power() == api.PowerSuspended {
+			c.setPower(n, api.PowerResuming, now)
+			c.markAllocStale()
+			ch.addNode(n)
+		}
+	}
+}
+
 // sortByDeadline orders jobs earliest deadline first, then by submission.
 func sortByDeadline(js []*jobRec) {
 	slices.SortFunc(js, func(a, b *jobRec) int {

@@ -655,7 +655,7 @@ func (c *Core) shedIdle(now time.Time, ch *Changes) {
 	}
 	var idle []*nodeState
 	for _, n := range c.order {
-		if n.State == api.NodeUp && n.power() == api.PowerOn && len(n.jobs) == 0 {
+		if n.State == api.NodeUp && n.power() == api.PowerOn && len(n.jobs) == 0 && !c.keepAwake[n] {
 			idle = append(idle, n)
 		}
 	}

@@ -38,6 +38,7 @@ func (c *Core) Schedule(now time.Time) Changes {
 	// Under a budget that holds running jobs down (or cannot hold the awake
 	// GPUs at all), idle nodes give their watts back (power.go).
 	c.shedIdle(now, &ch)
+	clear(c.keepAwake) // this pass decides again (holdForUrgent)
 	cur := c.queue.cursor()
 	j := cur.next()
 	if j == nil {
@@ -92,6 +93,11 @@ func (c *Core) Schedule(now time.Time) Changes {
 				if res = c.reserve(j, now); res != nil {
 					c.lastRes = res
 					reason += res.describe()
+					if c.isUrgent(j, now) {
+						// Its deadline is near: the reserved nodes are
+						// readied for it (offpeak.go).
+						c.holdForUrgent(res, now, &ch)
+					}
 				}
 			} else if res == nil && blocked > 0 {
 				reason += fmt.Sprintf("; behind %d higher-priority %s", blocked, plural(blocked, "job", "jobs"))
