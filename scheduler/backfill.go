@@ -254,19 +254,30 @@ func (c *Core) computeReserve(j *jobRec, now time.Time) *reservation {
 // stopping the fewest GPUs of preemptible jobs (PreemptGap or more priority
 // points below it, or deferrable and not above it) frees enough GPUs, and
 // marks those jobs to stop: lowest priority first, then the most recently
-// started (least work lost). It does nothing while jobs already stopping
+// started (least work lost). Under DeferrableYield a deferrable job stops
+// others only when urgent, and an urgent deferrable job is never a victim. It does nothing while jobs already stopping
 // will free enough GPUs on some node, so repeated passes do not preempt
 // more. Multi-node jobs are never victims.
 func (c *Core) preempt(j *jobRec, now time.Time) []*jobRec {
 	need := j.Spec.GPUs
+	// Under DeferrableYield only a deferrable job whose deadline is near
+	// (isUrgent) stops deferrable work: the others wait for the GPUs like
+	// everyone else; and a deferrable job that is urgent itself (from its
+	// estimate as of its last report) is never stopped.
+	urgent := c.isUrgent(j, now)
+	if c.policy.DeferrableYield && j.Spec.Deferrable && !urgent {
+		return nil
+	}
+	stopsDeferrable := !c.policy.DeferrableYield || urgent
 	preemptible := func(v *jobRec) bool {
 		return !v.Stopping && len(v.GangNodes) == 0 && v.State == api.StateRunning &&
-			(v.Spec.Priority <= j.Spec.Priority-c.policy.PreemptGap || (v.Spec.Deferrable && v.Spec.Priority <= j.Spec.Priority))
+			(v.Spec.Priority <= j.Spec.Priority-c.policy.PreemptGap ||
+				(stopsDeferrable && v.Spec.Deferrable && v.Spec.Priority <= j.Spec.Priority && !c.isUrgent(v, now)))
 	}
 	// Any victim at all? (Counts of placed jobs by priority.)
 	some := false
 	for p := 0; p <= min(max(j.Spec.Priority, 0), 100) && !some; p++ {
-		some = c.runDeferrable[p] > 0 || (p <= j.Spec.Priority-c.policy.PreemptGap && c.runPrio[p] > 0)
+		some = (stopsDeferrable && c.runDeferrable[p] > 0) || (p <= j.Spec.Priority-c.policy.PreemptGap && c.runPrio[p] > 0)
 	}
 	if !some {
 		return nil

@@ -114,6 +114,10 @@ func (c *Core) applyReport(n *nodeState, r api.JobReport, now time.Time, ch *Cha
 			return j.preemptedBy == "" // a preempted one is in the preempt list
 		}
 		c.release(j, now, ch)
+		if r.Progress != nil {
+			// Where its checkpoint stands: the planner estimates the rest.
+			j.Progress = r.Progress
+		}
 		if j.preemptedBy != "" && (r.State == api.StateSucceeded || r.State == api.StateFailed) {
 			// It ended on its own before the stop reached it.
 			t := now.UTC()

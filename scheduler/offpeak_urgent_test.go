@@ -91,3 +91,85 @@ func TestUrgentGangJobWakesReservedNodesWhileItWaits(t *testing.T) {
 		t.Errorf("keepAwake holds %d nodes after the urgent job started, want none", len(c.keepAwake))
 	}
 }
+
+// Preemption under DeferrableYield, on one 4-GPU node whose GPUs hold two
+// released deferrable jobs (2 GPUs each, hours of slack):
+//   - an ordinary 4-GPU job waits for them (it does not stop deferrable
+//     work, which yields but is not cut short for ordinary work);
+//   - an urgent deferrable 4-GPU job stops both; while the second still
+//     stops, the GPUs the first freed stay reserved for it: the first
+//     victim, requeued, does not take them back;
+//   - once both stopped, the urgent job starts, and the victims keep the
+//     work they had done (their progress) for the planner's estimate.
+func TestUrgentDeferrableJobPreemptsDeferrableWork(t *testing.T) {
+	t0 := at("2026-11-26 21:00") // Thursday, off-peak: nothing waits
+	c := offPeakCore(t, t0, true, "")
+	c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 4, 0)}, t0) // 4 GPUs
+	var victims []string
+	for _, name := range []string{"d1", "d2"} {
+		s := deferrable(name, 2*time.Hour, nil) // deadline 24 h on
+		s.GPUs = 2
+		j, _ := c.Submit(s, t0)
+		victims = append(victims, j.ID)
+	}
+	c.Schedule(t0)
+	for _, id := range victims {
+		if j, _ := c.Job(id); j.State != api.StateRunning {
+			t.Fatalf("setup: %s is %s (%s), want running", id, j.State, j.Reason)
+		}
+	}
+	t1 := t0.Add(30 * time.Minute)
+	o, _ := c.Submit(spec("ordinary", 4, 50), t1)
+	c.Schedule(t1)
+	for _, id := range victims {
+		if j, _ := c.Job(id); j.Stopping {
+			t.Fatalf("an ordinary job preempts deferrable %s; under DeferrableYield it waits", id)
+		}
+	}
+	if _, err := c.Cancel(o.ID, t1); err != nil {
+		t.Fatal(err)
+	}
+
+	dl := t1.Add(70 * time.Minute) // 50 min of work: urgent
+	u := deferrable("urgent", 50*time.Minute, &dl)
+	u.GPUs = 4
+	uj, _ := c.Submit(u, t1)
+	ch := c.Schedule(t1)
+	for _, id := range victims {
+		if j, _ := c.Job(id); !j.Stopping {
+			t.Fatalf("%s is not being stopped for the urgent job (%s); changes: %d jobs", id, j.Reason, len(ch.Jobs))
+		}
+	}
+	// The first victim stops (a quarter done); the pass that follows must
+	// not give its GPUs back to it.
+	// (An agent reports every job it holds: the one still stopping runs.)
+	report := func(id string, at time.Time, still ...string) {
+		jobs := []api.JobReport{{ID: id, State: api.StatePreempted, Progress: &api.Progress{Fraction: 0.25}}}
+		for _, s := range still {
+			jobs = append(jobs, api.JobReport{ID: s, State: api.StateRunning})
+		}
+		c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 4, 0), Jobs: jobs}, at)
+		c.Schedule(at)
+	}
+	report(victims[0], t1.Add(time.Second), victims[1])
+	if j, _ := c.Job(victims[0]); j.State == api.StateRunning {
+		t.Fatalf("preempted %s took its GPUs back while the urgent job waits for %s to stop", victims[0], victims[1])
+	}
+	if j, _ := c.Job(uj.ID); j.State != api.StateQueued {
+		v, _ := c.Job(victims[1])
+		t.Fatalf("urgent job is %s on %s %v before the second victim stopped, want queued; second victim %s stopping=%v on %s %v", j.State, j.Node, j.GPUIndices, v.State, v.Stopping, v.Node, v.GPUIndices)
+	}
+	report(victims[1], t1.Add(2*time.Second))
+	if j, _ := c.Job(uj.ID); j.State != api.StateRunning {
+		t.Fatalf("urgent job is %s (%s) once both victims stopped, want running", j.State, j.Reason)
+	}
+	for _, id := range victims {
+		j, _ := c.Job(id)
+		if j.State != api.StateQueued || j.Progress == nil || j.Progress.Fraction != 0.25 {
+			t.Errorf("victim %s is %s with progress %+v, want queued with its 0.25 done", id, j.State, j.Progress)
+		}
+		if e := Estimate(j.Spec, j.Progress); e != 90*time.Minute {
+			t.Errorf("victim %s's estimate is %s, want the 90 min left of 2 h", id, e)
+		}
+	}
+}

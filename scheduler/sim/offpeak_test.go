@@ -222,3 +222,52 @@ func TestBadDeferrableFractionRefused(t *testing.T) {
 		}
 	}
 }
+
+// Two deferrable whole-node jobs start on Thursday 21:00 (off-peak: 2 h and
+// 10 h, hours of slack each) on the two nodes; at 22:00 a deferrable job of
+// 23.5 h arrives (half an hour of slack: urgent). Waiting for the 2 h job
+// to end would miss its deadline; under energy+cap+offpeak it preempts one
+// of the two (the virtual agent stops it keeping its work), starts at
+// 22:00, and the victim resumes once the other node frees: no deadline is
+// missed. Without preemption (PreemptGap 0) the urgent job misses.
+func TestOffPeakUrgentJobPreemptsDeferrableWork(t *testing.T) {
+	csv := "job_id,submit_time_s,duration_s,num_gpus,user,status\n" +
+		"short,75600,7200,8,,\nlong,75600,36000,8,,\nurgent,79200,84600,8,,\n"
+	jobs := trace(t, csv)
+	run := func(preempt bool) Result {
+		p := pol(t, "energy+cap+offpeak")
+		if !preempt {
+			p.PreemptGap = 0
+		}
+		r, err := Run(jobs, Config{Cluster: Uniform(2, "h100"), Policy: p, BudgetW: 100000,
+			Tariff: twoRate(t), Record: true, DeferrableFraction: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r := run(true)
+	urgentAt := DefaultStart.Add(22 * time.Hour)
+	if got := r.Placements["urgent"].Start; !got.Equal(urgentAt) {
+		t.Errorf("urgent job starts at %s, want %s (at once, on a preempted node)", got, urgentAt)
+	}
+	if r.OffPeak.Preempted != 1 || r.OffPeak.DeadlinesMissed != 0 || r.Jobs != 3 {
+		t.Errorf("%d jobs, %d preempted, %d deadlines missed (%v); want 3 jobs, 1 preempted, none missed",
+			r.Jobs, r.OffPeak.Preempted, r.OffPeak.DeadlinesMissed, r.OffPeak.MissedJobs)
+	}
+	// The victim started again later (its recorded start is the restart).
+	restarted := 0
+	for _, id := range []string{"short", "long"} {
+		if r.Placements[id].Start.After(urgentAt) {
+			restarted++
+		}
+	}
+	if restarted != 1 {
+		t.Errorf("%d of short and long started after 22:00, want the one victim (%v, %v)", restarted,
+			r.Placements["short"].Start, r.Placements["long"].Start)
+	}
+	if n := run(false); n.OffPeak.DeadlinesMissed != 1 || n.OffPeak.Preempted != 0 {
+		t.Errorf("without preemption: %d missed, %d preempted; want the urgent job missed, nothing preempted",
+			n.OffPeak.DeadlinesMissed, n.OffPeak.Preempted)
+	}
+}

@@ -99,6 +99,10 @@ type OffPeakResult struct {
 	MeanJCTDeferrableS    float64 `json:"mean_jct_deferrable_s"`
 	// Deferred counts the jobs the planner made wait at least once.
 	Deferred int `json:"deferred"`
+	// Preempted counts the times a running deferrable job was stopped for
+	// another (scheduler's preempt) and requeued with the work it had
+	// done.
+	Preempted int `json:"preempted"`
 }
 
 // Result is one policy's outcome. The JSON field names are the ones
@@ -208,10 +212,11 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 	if !(cfg.DeferrableFraction >= 0 && cfg.DeferrableFraction <= 1) {
 		return Result{}, fmt.Errorf("simulate: deferrable fraction %v: give a number from 0 to 1, e.g. 0.3", cfg.DeferrableFraction)
 	}
-	// Preemption is turned off because virtual agents report only finished
-	// jobs, not stopped ones (trace jobs share one priority; only deferrable
-	// ones could be preempted).
-	cfg.Policy.PreemptGap = 0
+	// Preemption stays as the policy has it. Trace jobs share one
+	// priority, so only deferrable jobs can be preempted (scheduler's
+	// preempt): a virtual agent stops one at once and reports it preempted
+	// with the share of its work done, as a train job's checkpoint at
+	// SIGTERM keeps it; it resumes with the rest (stopPreempted).
 	core, err := scheduler.NewWithPolicy(cfg.Policy)
 	if err != nil {
 		return Result{}, fmt.Errorf("simulate: %w", err)
@@ -292,6 +297,9 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 		gen    int
 		// deferrable: picked by DeferrableFraction.
 		deferrable bool
+		// total is the trace duration; duration is what is left of it
+		// after preemptions.
+		total time.Duration
 	}
 	runs := map[string]*run{}
 	total := 0
@@ -398,8 +406,59 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 	}
 	// observe starts the completions of newly started jobs and counts
 	// power transitions.
-	observe := func(ch scheduler.Changes) {
+	var observe func(ch scheduler.Changes)
+	// stopPreempted is the virtual agent stopping a job the core preempts:
+	// the work done so far is kept (its progress), the rest runs when the
+	// job starts again.
+	stopPreempted := func(node string, js []api.Job) scheduler.Changes {
+		var reports []api.JobReport
+		for _, j := range js {
+			r := runs[j.ID]
+			d := r.duration
+			if s := nodes[j.Node].model.RelSpeed; s > 0 && s != 1 {
+				d = time.Duration(float64(d) / s)
+			}
+			left := d.Seconds() - math.Max(0, now.Sub(*j.StartedAt).Seconds())
+			if capped {
+				left = r.left - math.Max(0, now.Sub(r.since).Seconds())*r.rate
+				delete(running, j.ID)
+			}
+			done := 0.0
+			if d > 0 {
+				done = math.Min(1, math.Max(0, 1-left/d.Seconds()))
+			}
+			r.duration = time.Duration(float64(r.duration) * (1 - done))
+			r.started = false
+			r.gen++ // its pending completion no longer stands
+			op.Preempted++
+			reports = append(reports, api.JobReport{ID: j.ID, State: api.StatePreempted, Reason: "preempted",
+				Progress: &api.Progress{Fraction: 1 - float64(r.duration)/float64(r.total)}})
+		}
+		// One heartbeat for all of a node's victims: the agent reports
+		// every job it holds, and one left out counts as gone.
+		_, ch := core.Heartbeat(node, api.Heartbeat{GPUs: nodes[node].gpus, Jobs: reports}, now)
+		return ch
+	}
+	observe = func(ch scheduler.Changes) {
+		var stops []api.Job
+		defer func() {
+			byNode := map[string][]api.Job{}
+			var order []string
+			for _, j := range stops {
+				if byNode[j.Node] == nil {
+					order = append(order, j.Node)
+				}
+				byNode[j.Node] = append(byNode[j.Node], j)
+			}
+			for _, n := range order {
+				observe(stopPreempted(n, byNode[n]))
+			}
+		}()
 		for _, j := range ch.Jobs {
+			if r := runs[j.ID]; r != nil && r.started && j.State == api.StateRunning && j.Stopping {
+				stops = append(stops, j)
+				continue
+			}
 			if j.State == api.StateDeferred && j.DeferredUntil != nil {
 				if at, ok := deferred[j.ID]; !ok || !at.Equal(*j.DeferredUntil) {
 					deferred[j.ID] = *j.DeferredUntil
@@ -431,7 +490,7 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 				r.nodeName = j.Node
 				running[j.ID] = r
 			} else {
-				heap.Push(&pending, completion{at: j.StartedAt.Add(d), seq: seq, id: j.ID, node: j.Node})
+				heap.Push(&pending, completion{at: j.StartedAt.Add(d), seq: seq, id: j.ID, node: j.Node, gen: r.gen})
 			}
 			if cfg.Record {
 				res.Placements[jobs[r.trace].ID] = Placement{Node: j.Node, GPUs: j.GPUIndices, Start: *j.StartedAt, Explain: j.Placement}
@@ -511,6 +570,8 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 				}
 				delete(running, c.id)
 				c.node = r.nodeName
+			} else if !r.started || c.gen != r.gen {
+				continue // preempted since: it completes after its restart
 			}
 			_, ch := core.Heartbeat(c.node, api.Heartbeat{GPUs: nodes[c.node].gpus,
 				Jobs: []api.JobReport{{ID: c.id, State: api.StateSucceeded}}}, now)
@@ -566,7 +627,8 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 				res.Skipped++
 				continue
 			}
-			runs[j.ID] = &run{trace: ai - 1, submit: now, duration: time.Duration(tj.DurationS) * time.Second, deferrable: def}
+			dur := time.Duration(tj.DurationS) * time.Second
+			runs[j.ID] = &run{trace: ai - 1, submit: now, duration: dur, total: dur, deferrable: def}
 			arrived = true
 		}
 		// A deferred job whose planned start has come is planned again
