@@ -254,7 +254,8 @@ func (c *Core) computeReserve(j *jobRec, now time.Time) *reservation {
 // stopping the fewest GPUs of preemptible jobs (PreemptGap or more priority
 // points below it, or deferrable and not above it) frees enough GPUs, and
 // marks those jobs to stop: lowest priority first, then the most recently
-// started (least work lost). Under DeferrableYield a deferrable job stops
+// started (least work lost); a job on whole nodes (MultiNode) frees whole
+// nodes instead (preemptWhole). Under DeferrableYield a deferrable job stops
 // others only when urgent, and an urgent deferrable job is never a victim. It does nothing while jobs already stopping
 // will free enough GPUs on some node, so repeated passes do not preempt
 // more. Multi-node jobs are never victims.
@@ -281,6 +282,9 @@ func (c *Core) preempt(j *jobRec, now time.Time) []*jobRec {
 	}
 	if !some {
 		return nil
+	}
+	if c.policy.MultiNode && need > c.maxNodeGPUs() {
+		return c.stopFor(j, c.preemptWhole(need, preemptible), now)
 	}
 	// Enough already on its way? Only nodes with stopping jobs can say so.
 	for n := range c.stoppingOn {
@@ -341,11 +345,73 @@ func (c *Core) preempt(j *jobRec, now time.Time) []*jobRec {
 			best, bestGPUs, found = victims, gpus, true
 		}
 	}
-	for _, v := range best {
+	return c.stopFor(j, best, now)
+}
+
+// stopFor marks the victims to stop for job j and returns them.
+func (c *Core) stopFor(j *jobRec, victims []*jobRec, now time.Time) []*jobRec {
+	for _, v := range victims {
 		c.markStopping(v)
 		v.preemptedBy = j.ID
 		v.Reason = fmt.Sprintf("being preempted for job %s (priority %d)", j.ID, j.Spec.Priority)
 		c.share.stop(v, now)
 	}
-	return best
+	return victims
+}
+
+// preemptWhole is preempt for a job on whole nodes (MultiNode): it needs
+// ceil(need / GPUs per node) nodes of one model, each free, asleep, or
+// holding only preemptible jobs or ones already stopping; of those it takes
+// the nodes with the fewest GPUs to stop, and returns their preemptible
+// jobs: none when free and stopping nodes are enough already.
+func (c *Core) preemptWhole(need int, preemptible func(*jobRec) bool) []*jobRec {
+	type cand struct {
+		gpus    int
+		victims []*jobRec
+	}
+	var best []cand
+	bestGPUs := -1
+	for m, mi := range c.modelList {
+		per := mi.size
+		if per <= 0 {
+			continue
+		}
+		k := (need + per - 1) / per
+		var cands []cand
+		for _, n := range c.order {
+			if n.model != m || n.State != api.NodeUp || n.total() != per {
+				continue
+			}
+			cd, ok := cand{}, true
+			for _, r := range n.runs {
+				switch {
+				case r.j.Stopping:
+				case preemptible(r.j):
+					cd.victims = append(cd.victims, r.j)
+					cd.gpus += r.gpus
+				default:
+					ok = false
+				}
+			}
+			if ok {
+				cands = append(cands, cd)
+			}
+		}
+		if len(cands) < k {
+			continue
+		}
+		slices.SortStableFunc(cands, func(a, b cand) int { return a.gpus - b.gpus })
+		g := 0
+		for _, cd := range cands[:k] {
+			g += cd.gpus
+		}
+		if bestGPUs < 0 || g < bestGPUs {
+			best, bestGPUs = cands[:k], g
+		}
+	}
+	var victims []*jobRec
+	for _, cd := range best {
+		victims = append(victims, cd.victims...)
+	}
+	return victims
 }

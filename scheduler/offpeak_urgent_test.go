@@ -173,3 +173,64 @@ func TestUrgentDeferrableJobPreemptsDeferrableWork(t *testing.T) {
 		}
 	}
 }
+
+// An urgent deferrable job on whole nodes (MultiNode: 4 GPUs on two 2-GPU
+// nodes) preempts the deferrable jobs holding two nodes; the node that
+// also holds an ordinary job is not taken.
+func TestUrgentGangJobPreemptsWholeNodes(t *testing.T) {
+	p, err := PolicyByName("energy+cap+offpeak")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.MultiNode = true
+	c, err := NewWithPolicy(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.NodeTimeout = 0
+	t0 := at("2026-11-26 21:00") // off-peak: nothing waits
+	c.SetTariff(peakPlan(t), t0)
+	for _, n := range []string{"n1", "n2", "n3"} {
+		c.Heartbeat(n, api.Heartbeat{GPUs: gpus(n, 2, 0)}, t0)
+	}
+	var ids []string
+	for _, name := range []string{"d1", "d2", "d3", "d4", "d5"} {
+		j, _ := c.Submit(deferrable(name, 2*time.Hour, nil), t0) // 1 GPU each
+		ids = append(ids, j.ID)
+	}
+	o, _ := c.Submit(spec("ordinary", 1, 50), t0)
+	ids = append(ids, o.ID)
+	c.Schedule(t0)
+	holds := map[string][]string{}
+	for _, id := range ids {
+		j, _ := c.Job(id)
+		if j.State != api.StateRunning {
+			t.Fatalf("setup: %s is %s (%s)", id, j.State, j.Reason)
+		}
+		holds[j.Node] = append(holds[j.Node], id)
+	}
+	t1 := t0.Add(10 * time.Minute)
+	dl := t1.Add(70 * time.Minute)
+	u := deferrable("urgent", 50*time.Minute, &dl)
+	u.GPUs = 4
+	if _, err := c.Submit(u, t1); err != nil {
+		t.Fatal(err)
+	}
+	c.Schedule(t1)
+	oj, _ := c.Job(o.ID)
+	stopping := 0
+	for node, on := range holds {
+		for _, id := range on {
+			j, _ := c.Job(id)
+			if want := node != oj.Node; j.Stopping != want {
+				t.Errorf("%s on %s (with %v): stopping %v, want %v", id, node, on, j.Stopping, want)
+			}
+			if j.Stopping {
+				stopping++
+			}
+		}
+	}
+	if stopping != 4 {
+		t.Errorf("%d jobs stopping, want the 4 on the two nodes without the ordinary job", stopping)
+	}
+}
