@@ -234,3 +234,48 @@ func TestUrgentGangJobPreemptsWholeNodes(t *testing.T) {
 		t.Errorf("%d jobs stopping, want the 4 on the two nodes without the ordinary job", stopping)
 	}
 }
+
+// For an urgent job on whole nodes, a node whose job is past its estimate
+// counts as ready no sooner than a suspended node can wake (urgentRank): of
+// two busy nodes with overdue jobs and one suspended node, the reservation
+// for two nodes takes the suspended one (and wakes it) and one busy one.
+// Ranked by the estimates alone, the two busy nodes ("any moment") would
+// be reserved and the sleeping one left asleep until one of them freed.
+func TestUrgentReservationPrefersWakingOverOverdue(t *testing.T) {
+	p, err := PolicyByName("energy+cap+offpeak")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.MultiNode = true
+	c, err := NewWithPolicy(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.NodeTimeout = 0
+	t0 := at("2026-11-26 09:00")
+	c.SetTariff(peakPlan(t), t0)
+	for _, n := range []string{"n1", "n2", "n3"} {
+		c.Heartbeat(n, api.Heartbeat{GPUs: gpus(n, 2, 0)}, t0)
+	}
+	for _, name := range []string{"a", "b"} {
+		c.Submit(spec(name, 2, 50), t0)
+	}
+	c.Schedule(t0)
+	c.Tick(t0.Add(p.IdleTimeout + time.Minute))
+	if got := c.nodes["n3"].power(); got != api.PowerSuspended {
+		t.Fatalf("setup: n3 is %s, want suspended (a and b on n1, n2)", got)
+	}
+	t1 := t0.Add(2 * time.Hour) // a and b an hour past their estimate
+	dl := t1.Add(time.Hour)
+	u := deferrable("urgent", 50*time.Minute, &dl)
+	u.GPUs = 4
+	c.Submit(u, t1)
+	c.Schedule(t1)
+	res := c.lastRes
+	if res == nil || !res.nodes[c.nodes["n3"]] || len(res.nodes) != 2 {
+		t.Fatalf("reservation %v, want n3 and one busy node", res)
+	}
+	if got := c.nodes["n3"].power(); got != api.PowerResuming {
+		t.Errorf("n3 is %s, want resuming: woken for the urgent job", got)
+	}
+}
