@@ -250,6 +250,26 @@ func (c *Core) computeReserve(j *jobRec, now time.Time) *reservation {
 	return r
 }
 
+// preemptingFor is the waiting job that jobs on n are being stopped for,
+// nil if none. Until they have all stopped (and it can start), n takes no
+// other job: otherwise the GPUs still free there, or the first victim's,
+// go to another waiting job (a requeued victim among them), the preemptor
+// still does not fit, and it preempts again, for ever where stops are
+// instant (the simulator).
+func (c *Core) preemptingFor(n *nodeState) *jobRec {
+	if c.stoppingOn[n] == 0 {
+		return nil
+	}
+	for _, r := range n.runs {
+		if r.j.Stopping && r.j.preemptedBy != "" {
+			if p := c.jobs[r.j.preemptedBy]; p != nil && (p.State == api.StateQueued || p.State == api.StateDeferred) {
+				return p
+			}
+		}
+	}
+	return nil
+}
+
 // preempt finds, for the first job that cannot start, the node where
 // stopping the fewest GPUs of preemptible jobs (PreemptGap or more priority
 // points below it, or deferrable and not above it) frees enough GPUs, and
@@ -270,15 +290,20 @@ func (c *Core) preempt(j *jobRec, now time.Time) []*jobRec {
 		return nil
 	}
 	stopsDeferrable := !c.policy.DeferrableYield || urgent
+	// Under DeadlineFirst an urgent deferrable job stops any job at or
+	// below its priority that is not itself deadline-bound.
+	stopsAny := urgent && c.policy.DeadlineFirst
 	preemptible := func(v *jobRec) bool {
 		return !v.Stopping && len(v.GangNodes) == 0 && v.State == api.StateRunning &&
 			(v.Spec.Priority <= j.Spec.Priority-c.policy.PreemptGap ||
-				(stopsDeferrable && v.Spec.Deferrable && v.Spec.Priority <= j.Spec.Priority && !c.isUrgent(v, now)))
+				(stopsDeferrable && v.Spec.Deferrable && v.Spec.Priority <= j.Spec.Priority && !c.isUrgent(v, now)) ||
+				(stopsAny && v.Spec.Priority <= j.Spec.Priority && !(v.Spec.Deferrable && c.isUrgent(v, now))))
 	}
 	// Any victim at all? (Counts of placed jobs by priority.)
 	some := false
 	for p := 0; p <= min(max(j.Spec.Priority, 0), 100) && !some; p++ {
-		some = (stopsDeferrable && c.runDeferrable[p] > 0) || (p <= j.Spec.Priority-c.policy.PreemptGap && c.runPrio[p] > 0)
+		some = (stopsDeferrable && c.runDeferrable[p] > 0) || (p <= j.Spec.Priority-c.policy.PreemptGap && c.runPrio[p] > 0) ||
+			(stopsAny && c.runPrio[p] > 0)
 	}
 	if !some {
 		return nil

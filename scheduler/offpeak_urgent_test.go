@@ -175,14 +175,14 @@ func TestUrgentDeferrableJobPreemptsDeferrableWork(t *testing.T) {
 }
 
 // An urgent deferrable job on whole nodes (MultiNode: 4 GPUs on two 2-GPU
-// nodes) preempts the deferrable jobs holding two nodes; the node that
-// also holds an ordinary job is not taken.
+// nodes) preempts the deferrable jobs holding two nodes; without
+// DeadlineFirst the node that also holds an ordinary job is not taken.
 func TestUrgentGangJobPreemptsWholeNodes(t *testing.T) {
 	p, err := PolicyByName("energy+cap+offpeak")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.MultiNode = true
+	p.MultiNode, p.DeadlineFirst = true, false
 	c, err := NewWithPolicy(p)
 	if err != nil {
 		t.Fatal(err)
@@ -277,5 +277,49 @@ func TestUrgentReservationPrefersWakingOverOverdue(t *testing.T) {
 	}
 	if got := c.nodes["n3"].power(); got != api.PowerResuming {
 		t.Errorf("n3 is %s, want resuming: woken for the urgent job", got)
+	}
+}
+
+// DeadlineFirst: an urgent deferrable job that finds only ordinary work in
+// its way stops it (with the lever) or waits (without). While the victims
+// stop, the GPU still free on their node goes to nobody else (here the
+// urgent job's reservation holds it too; preemptingFor holds it when the
+// reservation lands elsewhere: without it the cluster07 replay preempts
+// for ever at one instant), and the urgent job starts once they stopped.
+func TestDeadlineFirstPreemptsOrdinaryWork(t *testing.T) {
+	for _, lever := range []bool{false, true} {
+		t0 := at("2026-11-26 21:00")
+		c := offPeakCore(t, t0, true, "")
+		c.policy.DeadlineFirst = lever
+		c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 4, 0)}, t0)
+		o1, _ := c.Submit(spec("o1", 1, 50), t0)
+		o2, _ := c.Submit(spec("o2", 2, 50), t0)
+		c.Schedule(t0)
+		t1 := t0.Add(10 * time.Minute)
+		dl := t1.Add(70 * time.Minute)
+		u := deferrable("urgent", 50*time.Minute, &dl)
+		u.GPUs = 4
+		uj, _ := c.Submit(u, t1)
+		c.Schedule(t1)
+		for _, id := range []string{o1.ID, o2.ID} {
+			if j, _ := c.Job(id); j.Stopping != lever {
+				t.Fatalf("DeadlineFirst=%v: ordinary %s stopping=%v", lever, id, j.Stopping)
+			}
+		}
+		if !lever {
+			continue
+		}
+		q, _ := c.Submit(spec("q", 1, 50), t1.Add(time.Second))
+		c.Schedule(t1.Add(time.Second))
+		if j, _ := c.Job(q.ID); j.State != api.StateQueued {
+			t.Fatalf("q is %s on %s: it took a GPU of the node being freed for the urgent job", j.State, j.Node)
+		}
+		t2 := t1.Add(time.Minute)
+		c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 4, 0), Jobs: []api.JobReport{
+			{ID: o1.ID, State: api.StatePreempted}, {ID: o2.ID, State: api.StatePreempted}}}, t2)
+		c.Schedule(t2)
+		if j, _ := c.Job(uj.ID); j.State != api.StateRunning {
+			t.Fatalf("urgent job is %s (%s) once its victims stopped, want running", j.State, j.Reason)
+		}
 	}
 }

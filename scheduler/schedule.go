@@ -222,6 +222,9 @@ func (c *Core) filter(j *jobRec, res *reservation, est time.Duration, now time.T
 	need := j.Spec.GPUs
 	allows := func(n *nodeState) bool {
 		evaluated++
+		if p := c.preemptingFor(n); p != nil && p != j {
+			return false // its GPUs are being freed for another job
+		}
 		if res.allows(need, n, now.Add(est)) {
 			return true
 		}

@@ -3,7 +3,7 @@
 # TRACE:NODES (H100 nodes) it replays, with the two-rate tariff
 # examples/tariff-two-rate.json and a deferrable fraction F (default 0.3),
 # fifo-firstfit, energy, energy+cap, and energy+cap+offpeak with its levers
-# (schedulerd simulate --offpeak-levers) none (deferral alone), yield,
+# (schedulerd simulate --offpeak-levers) none (deferral alone), yield, yield,deadline (the policy's own),
 # efficient and yield,efficient; and prints per row the cost against
 # fifo-firstfit and against energy+cap, the meetable deadlines missed (and
 # how many of those fifo-firstfit meets), and the non-deferrable jobs' mean
@@ -35,7 +35,7 @@ for r in "${runs[@]}"; do
 			{ echo "$(basename "$trace"): simulate failed: $(tail -1 "$bin/err")" >&2; exit 1; }
 	}
 	sim --policy fifo-firstfit,energy,energy+cap >"$bin/base.json"
-	for l in none yield efficient yield,efficient; do
+	for l in none yield yield,deadline efficient yield,efficient; do
 		sim --policy energy+cap+offpeak --offpeak-levers "$l" >"$bin/lever-$l.json"
 	done
 	echo "$(basename "$trace"), $nodes nodes, F=$f, balanced slowdown $slowdown:"
@@ -44,7 +44,7 @@ import glob, json, os, sys
 d = sys.argv[1]
 base = {r["policy"]: r for r in json.load(open(os.path.join(d, "base.json")))["results"]}
 rows = [(p, base[p]) for p in ("fifo-firstfit", "energy", "energy+cap")]
-for l in ("none", "yield", "efficient", "yield,efficient"):
+for l in ("none", "yield", "yield,deadline", "efficient", "yield,efficient"):
     rows.append(("+offpeak " + l, json.load(open(os.path.join(d, "lever-%s.json" % l)))["results"][0]))
 fifo, cap = base["fifo-firstfit"], base["energy+cap"]
 fifo_missed = set(fifo["offpeak"].get("missed_jobs") or [])

@@ -18,8 +18,9 @@
 # still run at energy+cap's balanced limit, up to SLOWDOWN (default 0.10,
 # schedulerd's) slower than uncapped; SLOWDOWN=0.01 nearly removes that.
 #
-# LEVERS (default yield, the policy's own) is passed to --offpeak-levers, to measure
-# each lever's share (LEVERS=none: deferral alone).
+# LEVERS (default yield,deadline, the policy's own) is passed to --offpeak-levers, to
+# measure each lever's share (LEVERS=yield: no preemption of ordinary jobs;
+# LEVERS=none: deferral alone).
 #
 # Usage: scripts/offpeak-target.sh [TRACE:NODES ...]   (F=0.5 scripts/offpeak-target.sh ...)
 # Example: scripts/offpeak-target.sh ../shared/traces/itp_cluster09.csv:6
@@ -28,7 +29,7 @@ cd "$(dirname "$0")/.."
 f=${F:-0.3}
 per_gpu=${BUDGET_PER_GPU_KW:-0.7}
 slowdown=${SLOWDOWN:-0.10}
-levers=${LEVERS:-yield}
+levers=${LEVERS:-yield,deadline}
 runs=("$@")
 [[ ${#runs[@]} -gt 0 ]] || runs=(../shared/traces/itp_cluster04.csv:88 ../shared/traces/itp_cluster07.csv:48 ../shared/traces/itp_cluster09.csv:6)
 bin=$(mktemp -d)

@@ -72,9 +72,13 @@ mean_jct_deferrable_s and mean_jct_nondeferrable_s.
 --offpeak-levers picks the off-peak policy's levers beyond deferral, to
 measure each one's share: yield (on in the policy: released deferrable jobs
 wait behind the others until their deadline nears, then go first, earliest
-deadline first, at the performance point) and efficient (off in the policy:
-deferrable jobs whose deadline leaves room run at the efficient operating
-point); "none" turns both off.
+deadline first, at the performance point), deadline (on in the policy: such
+an urgent job that cannot start preempts ordinary jobs too, not only
+deferrable ones whose deadline is not near; needs yield) and efficient (off
+in the policy: deferrable jobs whose deadline leaves room run at the
+efficient operating point); "none" turns them all off. Preempted jobs are
+stopped by the virtual agents at once, keep the work they had done, and are
+counted in offpeak.preempted.
 
 Without --policy it runs fifo-firstfit and energy, and with --budget-kw also
 energy+cap and energy+cap+offpeak.
@@ -88,7 +92,7 @@ Examples:
   schedulerd simulate --trace ../shared/traces/itp_cluster09.csv --nodes 6 --policy fifo-firstfit,energy+cap+offpeak \
       --budget-kw 40 --tariff examples/tariff-two-rate.json --deferrable-fraction 0.3
   schedulerd simulate --trace ../shared/traces/itp_cluster09.csv --nodes 6 --policy energy+cap+offpeak \
-      --budget-kw 40 --tariff examples/tariff-two-rate.json --deferrable-fraction 0.3 --offpeak-levers yield
+      --budget-kw 40 --tariff examples/tariff-two-rate.json --deferrable-fraction 0.3 --offpeak-levers yield,deadline
 
 The cluster file is a CSV with the columns name,gpus,model (model h100, h200
 or a100).
@@ -129,7 +133,7 @@ func runSimulate(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&c.budgetKW, "budget-kw", 0, "the GPUs' power budget in kW for policies energy+cap and energy+cap+offpeak")
 	fs.StringVar(&c.budgetFile, "budget", "", "a power budget JSON file instead of --budget-kw: the body PUT /api/v1/power/budget takes (default_w, node_max_w, windows of cron pairs), e.g. examples/budget-day-night.json")
 	fs.Float64Var(&c.slowdown, "balanced-slowdown", 0, "under a power cap, how much slower than uncapped a job may run at its balanced limit (0.10 = 10% more time; default 0.10, as schedulerd's)")
-	fs.StringVar(&c.levers, "offpeak-levers", "yield", "the off-peak policy's levers beyond deferral, comma-separated: yield, efficient, or none")
+	fs.StringVar(&c.levers, "offpeak-levers", "yield,deadline", "the off-peak policy's levers beyond deferral, comma-separated: yield, deadline, efficient, or none")
 	fs.BoolVar(&c.progress, "progress", isTerminal(stderr), "show a progress bar on stderr (default: when stderr is a terminal)")
 	if code, ok := parseSub(fs, simulateUsage, args, stderr); !ok {
 		return code
@@ -223,7 +227,7 @@ func simulate(c simConfig, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--tariff %s: %w", c.tariff, err)
 		}
 	}
-	yield, efficient, err := parseLevers(c.levers)
+	yield, efficient, deadline, err := parseLevers(c.levers)
 	if err != nil {
 		return err
 	}
@@ -239,7 +243,7 @@ func simulate(c simConfig, stdout, stderr io.Writer) error {
 		}
 		p.MultiNode = !c.singleNode
 		if p.OffPeak {
-			p.DeferrableYield, p.DeferrableEnergyPolicy = yield, ""
+			p.DeferrableYield, p.DeferrableEnergyPolicy, p.DeadlineFirst = yield, "", deadline
 			if efficient {
 				p.DeferrableEnergyPolicy = api.PolicyEfficient
 			}
@@ -424,18 +428,20 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// parseLevers reads --offpeak-levers: yield, efficient, none.
-func parseLevers(list string) (yield, efficient bool, err error) {
+// parseLevers reads --offpeak-levers: yield, efficient, deadline, none.
+func parseLevers(list string) (yield, efficient, deadline bool, err error) {
 	for _, l := range strings.Split(list, ",") {
 		switch strings.TrimSpace(l) {
 		case "yield":
 			yield = true
 		case "efficient":
 			efficient = true
+		case "deadline":
+			deadline = true
 		case "none", "":
 		default:
-			return false, false, fmt.Errorf("--offpeak-levers: unknown lever %q: use yield, efficient or none, e.g. --offpeak-levers yield,efficient", l)
+			return false, false, false, fmt.Errorf("--offpeak-levers: unknown lever %q: use yield, efficient, deadline or none, e.g. --offpeak-levers yield,deadline", l)
 		}
 	}
-	return yield, efficient, nil
+	return yield, efficient, deadline, nil
 }
