@@ -291,8 +291,10 @@ func (c *Core) preempt(j *jobRec, now time.Time) []*jobRec {
 	}
 	stopsDeferrable := !c.policy.DeferrableYield || urgent
 	// Under DeadlineFirst an urgent deferrable job stops any job at or
-	// below its priority that is not itself deadline-bound.
-	stopsAny := urgent && c.policy.DeadlineFirst
+	// below its priority that is not itself deadline-bound, if starting now
+	// still meets its deadline: a job that is late anyway stops nobody's
+	// ordinary work.
+	stopsAny := urgent && c.policy.DeadlineFirst && !now.Add(Estimate(j.Spec, j.Progress)).After(Deadline(&j.Job))
 	preemptible := func(v *jobRec) bool {
 		return !v.Stopping && len(v.GangNodes) == 0 && v.State == api.StateRunning &&
 			(v.Spec.Priority <= j.Spec.Priority-c.policy.PreemptGap ||

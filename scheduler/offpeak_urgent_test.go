@@ -309,6 +309,19 @@ func TestDeadlineFirstPreemptsOrdinaryWork(t *testing.T) {
 		if !lever {
 			continue
 		}
+		// A job that cannot meet its deadline any more stops no one.
+		late := t1.Add(30 * time.Minute)
+		l := deferrable("late", 50*time.Minute, &late)
+		l.GPUs = 4
+		c2 := offPeakCore(t, t0, true, "")
+		c2.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 4, 0)}, t0)
+		v, _ := c2.Submit(spec("v", 1, 50), t0)
+		c2.Schedule(t0)
+		c2.Submit(l, t1)
+		c2.Schedule(t1)
+		if j, _ := c2.Job(v.ID); j.Stopping {
+			t.Fatalf("a job that misses its deadline anyway preempts ordinary work")
+		}
 		q, _ := c.Submit(spec("q", 1, 50), t1.Add(time.Second))
 		c.Schedule(t1.Add(time.Second))
 		if j, _ := c.Job(q.ID); j.State != api.StateQueued {
