@@ -212,11 +212,18 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 	if !(cfg.DeferrableFraction >= 0 && cfg.DeferrableFraction <= 1) {
 		return Result{}, fmt.Errorf("simulate: deferrable fraction %v: give a number from 0 to 1, e.g. 0.3", cfg.DeferrableFraction)
 	}
-	// Preemption stays as the policy has it. Trace jobs share one
-	// priority, so only deferrable jobs can be preempted (scheduler's
-	// preempt): a virtual agent stops one at once and reports it preempted
-	// with the share of its work done, as a train job's checkpoint at
-	// SIGTERM keeps it; it resumes with the rest (stopPreempted).
+	// Trace jobs share one priority, so only deferrable jobs can be
+	// preempted, and only urgent deferrable jobs preempt (scheduler's
+	// preempt under DeferrableYield): a virtual agent stops a victim at
+	// once and reports it preempted with the share of its work done, as a
+	// train job's checkpoint at SIGTERM keeps it; it resumes with the rest
+	// (stopPreempted). Without DeferrableYield (--offpeak-levers none or
+	// efficient) any equal-priority job may preempt deferrable work, and
+	// with stops this instant a requeued victim ahead in the queue takes its
+	// GPUs back and is preempted again without end: preemption is off there.
+	if !cfg.Policy.DeferrableYield {
+		cfg.Policy.PreemptGap = 0
+	}
 	core, err := scheduler.NewWithPolicy(cfg.Policy)
 	if err != nil {
 		return Result{}, fmt.Errorf("simulate: %w", err)
