@@ -18,16 +18,7 @@ import (
 // late, or, had the wait been longer than the idle timeout after an early
 // wake, found it suspended again.
 func TestUrgentGangJobWakesReservedNodesWhileItWaits(t *testing.T) {
-	p, err := PolicyByName("energy+cap+offpeak")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.MultiNode = true
-	c, err := NewWithPolicy(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.NodeTimeout = 0 // nodes speak only when something happens
+	c := multiNodeOffpeakCore(t)
 	t0 := at("2026-11-26 09:00")
 	c.SetTariff(peakPlan(t), t0)
 	for _, n := range []string{"n1", "n2"} {
@@ -43,7 +34,7 @@ func TestUrgentGangJobWakesReservedNodesWhileItWaits(t *testing.T) {
 	if busy.Node == "n2" {
 		other = "n1"
 	}
-	c.Tick(t0.Add(p.IdleTimeout + time.Minute))
+	c.Tick(t0.Add(c.policy.IdleTimeout + time.Minute))
 	if got := c.nodes[other].power(); got != api.PowerSuspended {
 		t.Fatalf("setup: idle %s is %s, want suspended", other, got)
 	}
@@ -66,7 +57,7 @@ func TestUrgentGangJobWakesReservedNodesWhileItWaits(t *testing.T) {
 		t.Fatalf("%s is %s while the urgent job waits for it, want resuming (woken now)", other, got)
 	}
 	// Awake and idle past the idle timeout while the job still waits.
-	t2 := t1.Add(p.Node.WakeDelay + p.IdleTimeout + 5*time.Minute)
+	t2 := t1.Add(c.policy.Node.WakeDelay + c.policy.IdleTimeout + 5*time.Minute)
 	c.Tick(t2)
 	if got := c.nodes[other].power(); got != api.PowerOn {
 		t.Fatalf("%s is %s after %s idle, want on: it is reserved for the urgent job", other, got, t2.Sub(t1))
@@ -242,16 +233,7 @@ func TestUrgentGangJobPreemptsWholeNodes(t *testing.T) {
 // Ranked by the estimates alone, the two busy nodes ("any moment") would
 // be reserved and the sleeping one left asleep until one of them freed.
 func TestUrgentReservationPrefersWakingOverOverdue(t *testing.T) {
-	p, err := PolicyByName("energy+cap+offpeak")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.MultiNode = true
-	c, err := NewWithPolicy(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.NodeTimeout = 0
+	c := multiNodeOffpeakCore(t)
 	t0 := at("2026-11-26 09:00")
 	c.SetTariff(peakPlan(t), t0)
 	for _, n := range []string{"n1", "n2", "n3"} {
@@ -261,7 +243,7 @@ func TestUrgentReservationPrefersWakingOverOverdue(t *testing.T) {
 		c.Submit(spec(name, 2, 50), t0)
 	}
 	c.Schedule(t0)
-	c.Tick(t0.Add(p.IdleTimeout + time.Minute))
+	c.Tick(t0.Add(c.policy.IdleTimeout + time.Minute))
 	if got := c.nodes["n3"].power(); got != api.PowerSuspended {
 		t.Fatalf("setup: n3 is %s, want suspended (a and b on n1, n2)", got)
 	}
@@ -335,4 +317,22 @@ func TestDeadlineFirstPreemptsOrdinaryWork(t *testing.T) {
 			t.Fatalf("urgent job is %s (%s) once its victims stopped, want running", j.State, j.Reason)
 		}
 	}
+}
+
+// multiNodeOffpeakCore is an energy+cap+offpeak core that places jobs on
+// whole nodes (MultiNode) and never times nodes out (they heartbeat only when
+// a test says so).
+func multiNodeOffpeakCore(t *testing.T) *Core {
+	t.Helper()
+	p, err := PolicyByName("energy+cap+offpeak")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.MultiNode = true
+	c, err := NewWithPolicy(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.NodeTimeout = 0
+	return c
 }
