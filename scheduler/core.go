@@ -116,6 +116,10 @@ type jobRec struct {
 	// preemptedBy is the job this one is being stopped for; it is requeued
 	// once its agent reports it stopped.
 	preemptedBy string
+	// yieldTo is the job this one was preempted for: once requeued it does
+	// not start while that job still waits, or it would take back the GPUs
+	// it was stopped to free and be preempted again, over and over.
+	yieldTo string
 	// requeued says why a waiting job was taken off its node ("requeued:
 	// node X down at T ..."); it leads the waiting reason until it starts.
 	requeued string

@@ -357,7 +357,7 @@ func (c *Core) requeuePreempted(j *jobRec, ch *Changes) {
 	}
 	j.State, j.Node, j.GPUIndices, j.GangNodes, j.StartedAt = api.StateQueued, "", nil, nil, nil
 	j.Reason = fmt.Sprintf("preempted for job %s; requeued to resume from its checkpoint", j.preemptedBy)
-	j.preemptedBy = ""
+	j.yieldTo, j.preemptedBy = j.preemptedBy, ""
 	c.enqueue(j)
 	ch.addJob(j)
 }

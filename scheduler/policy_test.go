@@ -419,3 +419,42 @@ func TestReservationMemoMatchesAFreshOne(t *testing.T) {
 		t.Fatal("no pass reused a reservation; the test tests nothing")
 	}
 }
+
+// Under the default policy an ordinary job preempts a deferrable job of its
+// own priority. Once the victim has checkpointed and is requeued, the
+// preemptor takes the freed GPUs; the victim, ahead of it in the queue,
+// waits for it to start instead of taking them back (which would make the
+// next pass preempt it again, checkpoint after checkpoint).
+func TestPreemptedJobYieldsToItsPreemptor(t *testing.T) {
+	c := New()
+	c.NodeTimeout = 0
+	now := at("2026-11-26 14:00")
+	c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 2, 0)}, now)
+	bs := deferrable("victim", 10*time.Hour, nil)
+	bs.GPUs = 2
+	b, _ := c.Submit(bs, now)
+	c.Schedule(now)
+	a, _ := c.Submit(spec("preemptor", 2, 50), now)
+	stops := 0
+	for range 5 {
+		now = now.Add(10 * time.Second)
+		c.Schedule(now)
+		var reports []api.JobReport
+		for _, id := range []string{a.ID, b.ID} {
+			if j, _ := c.Job(id); j.State == api.StateRunning {
+				r := api.JobReport{ID: id, State: api.StateRunning}
+				if j.Stopping {
+					r.State, stops = api.StatePreempted, stops+1 // the agent checkpoints it
+				}
+				reports = append(reports, r)
+			}
+		}
+		c.Heartbeat("n1", api.Heartbeat{GPUs: gpus("n1", 2, 0), Jobs: reports}, now)
+	}
+	aj, _ := c.Job(a.ID)
+	bj, _ := c.Job(b.ID)
+	if aj.State != api.StateRunning || bj.State != api.StateQueued || stops != 1 {
+		t.Fatalf("preemptor %s (%s), victim %s (%s), %d checkpoints; want the preemptor running, the victim queued, one checkpoint",
+			aj.State, aj.Reason, bj.State, bj.Reason, stops)
+	}
+}

@@ -62,6 +62,11 @@ func (c *Core) Schedule(now time.Time) Changes {
 	// may start.
 	consider := func(j *jobRec) {
 		scanned++
+		if p := c.jobs[j.yieldTo]; p != nil && p.State == api.StateQueued {
+			c.setWaiting(j, fmt.Sprintf("preempted for job %s; waits until it starts", p.ID), &ch)
+			return
+		}
+		j.yieldTo = ""
 		d, reason := c.place(j, res, now)
 		if d != nil {
 			// A deferrable job's operating point follows its deadline.
