@@ -124,7 +124,7 @@ func run(server, tokenFile string, nAgents, nJobs, nClients int, interval, jobDu
 	cpu0, _ := procCPU(pid)
 	self0, _ := procCPU(os.Getpid())
 	// The baseline scrape comes before the latency window opens, and the end
-	// scrape after it closes: a scrape of 8,000 GPUs' series is ~0.2 s of
+	// scrape after it closes: a scrape of 8,000 GPUs' series is ~0.35 s of
 	// schedulerd's CPU in one burst, the harness's own instrument, not load
 	// an agent or a submitter makes.
 	m0, _ := scrape(server, tok)
