@@ -37,10 +37,9 @@ func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.Hear
 	c.setGPUs(n, hb.GPUs)
 
 	var stop []string
-	reported, running := map[string]bool{}, map[string]bool{}
+	reported := map[string]string{} // job id: the state the agent reports
 	for _, r := range hb.Jobs {
-		reported[r.ID] = true
-		running[r.ID] = r.State == api.StateRunning
+		reported[r.ID] = r.State
 		before := markOf(c.jobs[r.ID])
 		if c.applyReport(n, r, now, &ch) {
 			stop = append(stop, r.ID)
@@ -48,7 +47,7 @@ func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.Hear
 		transition = transition || markOf(c.jobs[r.ID]) != before
 	}
 	for id := range n.jobs {
-		if j := c.jobs[id]; j != nil && j.Stopping && !reported[id] {
+		if j := c.jobs[id]; j != nil && j.Stopping && reported[id] == "" {
 			c.release(j, now, &ch) // the agent no longer has it
 			c.requeuePreempted(j, &ch)
 			transition = true
@@ -62,7 +61,7 @@ func (c *Core) Heartbeat(node string, hb api.Heartbeat, now time.Time) (api.Hear
 	}
 	ch.addNode(n)
 	limits := c.applyLimits(n, now, &ch)
-	reply := c.desired(n, stop, running)
+	reply := c.desired(n, stop, reported)
 	if len(limits) > 0 && n.power() != api.PowerSuspended {
 		reply.LimitsW = maps.Clone(limits) // allocations may be cached: never share their maps
 	}
@@ -183,7 +182,7 @@ func (c *Core) touchGang(j *jobRec, ch *Changes) {
 // good part of the server's JSON work), the jobs to stop, its power state
 // and, while it is suspended, the minimum power limit for every GPU
 // (restored to the maximum once awake).
-func (c *Core) desired(n *nodeState, stop []string, running map[string]bool) api.HeartbeatReply {
+func (c *Core) desired(n *nodeState, stop []string, reported map[string]string) api.HeartbeatReply {
 	reply := api.HeartbeatReply{Run: []api.Assignment{}, Stop: stop, Power: n.power()}
 	if reply.Power == api.PowerResuming {
 		reply.Power = api.PowerOn
@@ -213,7 +212,7 @@ func (c *Core) desired(n *nodeState, stop []string, running map[string]bool) api
 			reply.Preempt = append(reply.Preempt, id)
 			continue
 		}
-		if running[id] {
+		if reported[id] == api.StateRunning {
 			continue
 		}
 		a := api.Assignment{ID: j.ID, Spec: j.Spec, Profile: c.profiling(&j.Job)}

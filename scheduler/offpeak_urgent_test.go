@@ -18,7 +18,7 @@ import (
 // late, or, had the wait been longer than the idle timeout after an early
 // wake, found it suspended again.
 func TestUrgentGangJobWakesReservedNodesWhileItWaits(t *testing.T) {
-	c := multiNodeOffpeakCore(t)
+	c := multiNodeOffpeakCore(t, true)
 	t0 := at("2026-11-26 09:00")
 	c.SetTariff(peakPlan(t), t0)
 	for _, n := range []string{"n1", "n2"} {
@@ -169,16 +169,7 @@ func TestUrgentDeferrableJobPreemptsDeferrableWork(t *testing.T) {
 // nodes) preempts the deferrable jobs holding two nodes; without
 // DeadlineFirst the node that also holds an ordinary job is not taken.
 func TestUrgentGangJobPreemptsWholeNodes(t *testing.T) {
-	p, err := PolicyByName("energy+cap+offpeak")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.MultiNode, p.DeadlineFirst = true, false
-	c, err := NewWithPolicy(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.NodeTimeout = 0
+	c := multiNodeOffpeakCore(t, false)
 	t0 := at("2026-11-26 21:00") // off-peak: nothing waits
 	c.SetTariff(peakPlan(t), t0)
 	for _, n := range []string{"n1", "n2", "n3"} {
@@ -233,7 +224,7 @@ func TestUrgentGangJobPreemptsWholeNodes(t *testing.T) {
 // Ranked by the estimates alone, the two busy nodes ("any moment") would
 // be reserved and the sleeping one left asleep until one of them freed.
 func TestUrgentReservationPrefersWakingOverOverdue(t *testing.T) {
-	c := multiNodeOffpeakCore(t)
+	c := multiNodeOffpeakCore(t, true)
 	t0 := at("2026-11-26 09:00")
 	c.SetTariff(peakPlan(t), t0)
 	for _, n := range []string{"n1", "n2", "n3"} {
@@ -320,15 +311,15 @@ func TestDeadlineFirstPreemptsOrdinaryWork(t *testing.T) {
 }
 
 // multiNodeOffpeakCore is an energy+cap+offpeak core that places jobs on
-// whole nodes (MultiNode) and never times nodes out (they heartbeat only when
-// a test says so).
-func multiNodeOffpeakCore(t *testing.T) *Core {
+// whole nodes (MultiNode), with DeadlineFirst as given, and never times nodes
+// out (they heartbeat only when a test says so).
+func multiNodeOffpeakCore(t *testing.T, deadlineFirst bool) *Core {
 	t.Helper()
 	p, err := PolicyByName("energy+cap+offpeak")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.MultiNode = true
+	p.MultiNode, p.DeadlineFirst = true, deadlineFirst
 	c, err := NewWithPolicy(p)
 	if err != nil {
 		t.Fatal(err)
