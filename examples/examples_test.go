@@ -6,7 +6,25 @@ import (
 	"testing"
 
 	"github.com/joulehq/joule/api"
+	"github.com/joulehq/joule/power/tariff"
 )
+
+// Every shipped tariff parses, as PUT /api/v1/tariff and --tariff read it.
+func TestTariffExamplesParse(t *testing.T) {
+	files, _ := filepath.Glob("tariff-*.json")
+	if len(files) < 2 {
+		t.Fatalf("found %d tariff examples, want at least 2", len(files))
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tariff.Parse(data); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
 
 // Every shipped example must parse and point at data that exists.
 func TestExamplesAreValid(t *testing.T) {

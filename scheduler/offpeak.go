@@ -26,8 +26,9 @@ type StartPlan struct {
 	Runtime  time.Duration
 	// At and Now are the rates in force at Start and at now.
 	At, Now tariff.Rate
-	// CostPerKW is the price integral over [Start, Start+Runtime), in
-	// currency per kW of draw (before PUE).
+	// CostPerKW is what the planner minimised: the price integral over
+	// [Start, Start+Runtime), in currency per kW of draw (before PUE), with
+	// the tariff's carbon price on the run's CO2 added.
 	CostPerKW float64
 	Reason    string
 }
@@ -36,7 +37,8 @@ type StartPlan struct {
 func (p StartPlan) Deferred(now time.Time) bool { return p.Start.After(now) }
 
 // PlanStart picks when a deferrable job of the given runtime should start so
-// that it finishes by its deadline at the least cost: it tries now and every
+// that it finishes by its deadline at the least cost (price, plus CO2 at
+// the tariff's carbon price when it has one): it tries now and every
 // tariff edge up to deadline-runtime, takes the cheapest and, among equally
 // cheap starts, the earliest. A job whose deadline cannot be met by waiting
 // starts now. It is a pure function of its arguments: the daemon and the
@@ -54,13 +56,14 @@ func PlanStartWithMargin(p *tariff.Plan, now, deadline time.Time, runtime, margi
 	plan.At = plan.Now
 	latest := deadline.Add(-runtime - margin)
 	if latest.Before(now) {
-		plan.CostPerKW = p.PriceIntegral(now, now.Add(runtime))
+		plan.CostPerKW = p.PlanningIntegral(now, now.Add(runtime))
 		plan.Reason = fmt.Sprintf("starts now: its deadline %s leaves no time to wait (runtime estimate %s)",
 			clock(deadline, now), runtime)
 		return plan
 	}
 	// The cost of a start s is piecewise linear in s, with corners where s
-	// or s+runtime crosses a tariff edge: its minimum over [now, latest] lies
+	// or s+runtime crosses a tariff edge (a carbon profile's rows are edges
+	// too): its minimum over [now, latest] lies
 	// at now, at latest, or at such a corner.
 	cands := []time.Time{latest}
 	for _, e := range p.Edges(now, latest.Add(runtime)) {
@@ -71,33 +74,42 @@ func PlanStartWithMargin(p *tariff.Plan, now, deadline time.Time, runtime, margi
 		}
 	}
 	slices.SortFunc(cands, func(a, b time.Time) int { return a.Compare(b) })
-	best := p.PriceIntegral(now, now.Add(runtime))
-	nowCost := best
+	best := p.PlanningIntegral(now, now.Add(runtime))
 	plan.CostPerKW = best
 	for _, t := range cands {
-		if c := p.PriceIntegral(t, t.Add(runtime)); c < best-1e-12*max(1, best) {
+		if c := p.PlanningIntegral(t, t.Add(runtime)); c < best-1e-12*max(1, best) {
 			best, plan.Start, plan.CostPerKW = c, t, c
 		}
 	}
 	plan.At = p.At(plan.Start)
 	if plan.Start.After(now) {
 		plan.Reason = fmt.Sprintf("deferred until %s: %s (now %s); deadline %s is safe",
-			clock(plan.Start, now), describeRun(p, plan.Start, runtime, best), describeRun(p, now, runtime, nowCost), clock(deadline, now))
+			clock(plan.Start, now), describeRun(p, plan.Start, runtime), describeRun(p, now, runtime), clock(deadline, now))
 	} else {
-		plan.Reason = fmt.Sprintf("cheapest now (%s); deadline %s", describeRun(p, now, runtime, nowCost), clock(deadline, now))
+		plan.Reason = fmt.Sprintf("cheapest now (%s); deadline %s", describeRun(p, now, runtime), clock(deadline, now))
 	}
 	return plan
 }
 
-// describe says what a run of this length starting at t pays: the rate's name
-// and price when one rate covers it, else the average price.
-func describeRun(p *tariff.Plan, t time.Time, runtime time.Duration, cost float64) string {
+// describeRun says what a run of this length starting at t pays: the rate's
+// name and price when one rate covers it, else the average price; with a
+// carbon price, the carbon intensity too, since the planner weighed it.
+func describeRun(p *tariff.Plan, t time.Time, runtime time.Duration) string {
 	segs := p.Segments(t, t.Add(runtime))
 	if len(segs) <= 1 {
 		r := p.At(t)
-		return fmt.Sprintf("%s %.2f %s/kWh", r.Name, r.PricePerKWh, p.Currency())
+		s := fmt.Sprintf("%s %.2f %s/kWh", r.Name, r.PricePerKWh, p.Currency())
+		if p.CarbonPrice() > 0 {
+			s += fmt.Sprintf(", %.0f gCO2/kWh", r.GCO2PerKWh)
+		}
+		return s
 	}
-	return fmt.Sprintf("%.3f %s/kWh on average", cost/runtime.Hours(), p.Currency())
+	h := runtime.Hours()
+	s := fmt.Sprintf("%.3f %s/kWh", p.PriceIntegral(t, t.Add(runtime))/h, p.Currency())
+	if p.CarbonPrice() > 0 {
+		s += fmt.Sprintf(", %.0f gCO2/kWh", p.CarbonIntegral(t, t.Add(runtime))/h)
+	}
+	return s + " on average"
 }
 
 // clock formats t for a reason: "22:00 UTC" today, "Sun 06:00 UTC" within a

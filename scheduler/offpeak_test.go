@@ -67,10 +67,50 @@ func TestPlanStart(t *testing.T) {
 	}
 }
 
+// carbonPlan: a flat 0.10 EUR/kWh, 400 gCO2/kWh outside a grid operator's
+// profile whose midday hours (11:00-15:00 on Nov 26) run on sun at 100 g;
+// the planner prices CO2 at perTonne.
+func carbonPlan(t *testing.T, perTonne float64) *tariff.Plan {
+	t.Helper()
+	p, err := tariff.Compile(tariff.Tariff{Currency: "EUR", PricePerKWh: 0.10, GCO2PerKWh: 400, PUE: 1, CarbonPricePerTonne: perTonne,
+		CarbonCSV: "time,gco2_per_kwh\n2026-11-26T09:00:00Z,400\n2026-11-26T11:00:00Z,100\n2026-11-26T15:00:00Z,400\n2026-11-26T17:00:00Z,380\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// With a carbon price the planner waits for clean hours even at one price;
+// without one it starts at once, as nothing is cheaper later.
+func TestPlanStartWeighsCarbon(t *testing.T) {
+	now, deadline := at("2026-11-26 08:30"), at("2026-11-27 08:30")
+	if plan := PlanStart(carbonPlan(t, 0), now, deadline, 2*time.Hour); plan.Deferred(now) {
+		t.Errorf("no carbon price: deferred to %s (%s); a flat price should start now", plan.Start, plan.Reason)
+	}
+	plan := PlanStart(carbonPlan(t, 100), now, deadline, 2*time.Hour)
+	if !plan.Start.Equal(at("2026-11-26 11:00")) {
+		t.Fatalf("carbon price 100 EUR/t: start %s, want 11:00 (%s)", plan.Start.Format(time.DateTime), plan.Reason)
+	}
+	if want := "deferred until 11:00 UTC: default rate 0.10 EUR/kWh, 100 gCO2/kWh (now default rate 0.10 EUR/kWh, 400 gCO2/kWh)"; !strings.HasPrefix(plan.Reason, want) {
+		t.Errorf("reason %q; want it to start %q", plan.Reason, want)
+	}
+	// A 6 h run covers all four clean hours from any start in 09:00-11:00;
+	// the earliest of those equally clean starts wins.
+	if plan := PlanStart(carbonPlan(t, 100), now, deadline, 6*time.Hour); !plan.Start.Equal(at("2026-11-26 09:00")) {
+		t.Errorf("6 h run: start %s (%s)", plan.Start.Format(time.DateTime), plan.Reason)
+	}
+}
+
 // Among starts that meet the deadline, PlanStart finds the cheapest: checked
-// against every start on a one-minute grid.
+// against every start on a one-minute grid, for a two-rate tariff and for a
+// carbon-priced profile.
 func TestPlanStartIsCheapest(t *testing.T) {
-	p := peakPlan(t)
+	for _, p := range []*tariff.Plan{peakPlan(t), carbonPlan(t, 100)} {
+		planStartIsCheapest(t, p)
+	}
+}
+
+func planStartIsCheapest(t *testing.T, p *tariff.Plan) {
 	now := at("2026-11-26 09:13")
 	for _, runtime := range []time.Duration{30 * time.Minute, 3 * time.Hour, 11 * time.Hour} {
 		for _, dl := range []time.Duration{4 * time.Hour, 12 * time.Hour, 20 * time.Hour, 40 * time.Hour} {
@@ -78,10 +118,10 @@ func TestPlanStartIsCheapest(t *testing.T) {
 			plan := PlanStart(p, now, deadline, runtime)
 			best := math.Inf(1)
 			for s := now; !s.Add(runtime).After(deadline); s = s.Add(time.Minute) {
-				best = min(best, p.PriceIntegral(s, s.Add(runtime)))
+				best = min(best, p.PlanningIntegral(s, s.Add(runtime)))
 			}
 			if deadline.Add(-runtime).Before(now) {
-				best = p.PriceIntegral(now, now.Add(runtime))
+				best = p.PlanningIntegral(now, now.Add(runtime))
 			}
 			if math.Abs(plan.CostPerKW-best) > 1e-9 {
 				t.Errorf("runtime %s deadline +%s: plan costs %.4f per kW, the cheapest start costs %.4f", runtime, dl, plan.CostPerKW, best)

@@ -117,6 +117,7 @@ func TestTariffAPI(t *testing.T) {
 		{`{"pue": 0.5}`, "tariff pue"},
 		{`{"windows": [{"start": "CRON_TZ=UTC", "end": "0 8 * * *"}]}`, "windows[0].start"},
 		{`{"price": 1}`, "unknown field"},
+		{`{"carbon_price_per_tonne": -80}`, "carbon_price_per_tonne"},
 		{`not json`, "not valid JSON"},
 	} {
 		code, body := ts.do(t, "PUT", "/api/v1/tariff", tc.body)
@@ -134,6 +135,17 @@ func TestTariffAPI(t *testing.T) {
 	var segs []SegmentView
 	if err := json.Unmarshal([]byte(body), &segs); err != nil || len(segs) != 3 || segs[1].Name != "default rate" || segs[1].From.Hour() != 20 {
 		t.Errorf("schedule from Thu 14:00 for 24 h: %s", body)
+	}
+	// A carbon price is shown on the tariff page, for the planner uses it.
+	if _, page := ts.do(t, "GET", "/tariff", ""); !strings.Contains(page, "deferral plans by price alone") {
+		t.Errorf("tariff page without a carbon price:\n%s", page)
+	}
+	carbon := strings.Replace(twoRate, `"pue"`, `"carbon_price_per_tonne": 80, "pue"`, 1)
+	if code, body := ts.do(t, "PUT", "/api/v1/tariff", carbon); code != 200 || !strings.Contains(body, `"carbon_price_per_tonne": 80`) {
+		t.Fatalf("PUT a tariff with a carbon price: %d %s", code, body)
+	}
+	if _, page := ts.do(t, "GET", "/tariff", ""); !strings.Contains(page, "deferral plans CO2 at 80 EUR/t") {
+		t.Errorf("tariff page with a carbon price:\n%s", page)
 	}
 	// It survives a restart.
 	dir := ts.dir

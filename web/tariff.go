@@ -23,12 +23,12 @@ func (s *Server) loadTariff() error {
 	t := tariff.Default()
 	if data != nil {
 		if err := json.Unmarshal(data, &t); err != nil {
-			return fmt.Errorf("stored tariff in %s: %w; set it again with joule tariff set", s.db.Path(), err)
+			return fmt.Errorf("stored tariff in %s: %w; set it again with joule tariff --set FILE", s.db.Path(), err)
 		}
 	}
 	plan, err := tariff.Compile(t)
 	if err != nil {
-		return fmt.Errorf("stored tariff in %s: %w; set it again with joule tariff set", s.db.Path(), err)
+		return fmt.Errorf("stored tariff in %s: %w; set it again with joule tariff --set FILE", s.db.Path(), err)
 	}
 	s.core.UseTariff(plan)
 	return nil
@@ -68,7 +68,7 @@ func (s *Server) putTariff(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.scheduleEdges(plan)
-	s.log.Info("tariff set", "currency", plan.Currency(), "windows", len(plan.Tariff().Windows), "pue", plan.PUE())
+	s.log.Info("tariff set", "currency", plan.Currency(), "windows", len(plan.Tariff().Windows), "pue", plan.PUE(), "carbon_price_per_tonne", plan.CarbonPrice())
 	writeJSON(w, http.StatusOK, plan.Tariff())
 }
 

@@ -26,6 +26,10 @@ idle_energy is keep (idle GPUs' energy stays the node's) or share (it is
 shared among the node's running jobs). --carbon-csv FILE adds a carbon
 profile (header "time,gco2_per_kwh", RFC 3339 times in order; each value holds
 until the next row): inside it, it replaces the windows' carbon intensity.
+carbon_price_per_tonne (default 0) is the off-peak planner's internal price
+of CO2: deferrable jobs wait for the start with the least price + carbon
+price x gCO2 over their run, so clean hours win at one price. Reports
+charge the real price only.
 
 Example:
   $ cat tariff.json

@@ -48,6 +48,11 @@ type Tariff struct {
 	// the profile it replaces the windows' and the default's carbon; prices
 	// still come from them.
 	CarbonCSV string `json:"carbon_csv,omitempty"`
+	// CarbonPricePerTonne is the off-peak planner's internal carbon price, in
+	// currency per tonne of CO2: a deferrable job waits for the start that
+	// minimises price + carbon price x carbon intensity over its run. 0 (the
+	// default) plans by price alone. Reports always charge the real price.
+	CarbonPricePerTonne float64 `json:"carbon_price_per_tonne,omitempty"`
 }
 
 // carbonPoint is one row of the carbon profile.
@@ -197,6 +202,8 @@ func Compile(t Tariff) (*Plan, error) {
 		return nil, bad("pue", "%v: power usage effectiveness lies in 1..5 (1.0 = no facility overhead)", t.PUE)
 	case t.IdleEnergy != IdleKeep && t.IdleEnergy != IdleShare:
 		return nil, bad("idle_energy", "%q: use keep (idle energy stays the node's) or share (shared among its running jobs)", t.IdleEnergy)
+	case !finite(t.CarbonPricePerTonne) || t.CarbonPricePerTonne < 0 || t.CarbonPricePerTonne > 100_000:
+		return nil, bad("carbon_price_per_tonne", "%v: give the planner's carbon price per tonne of CO2, 0..100000 (0 plans by price alone; the EU ETS traded near 80 EUR in 2024)", t.CarbonPricePerTonne)
 	case len(t.Windows) > 64:
 		return nil, bad("windows", "%d windows; at most 64", len(t.Windows))
 	}
@@ -402,6 +409,36 @@ func (p *Plan) PriceIntegral(from, to time.Time) float64 {
 	var sum float64
 	for _, s := range p.Segments(from, to) {
 		sum += s.PricePerKWh * s.To.Sub(s.From).Hours()
+	}
+	return sum
+}
+
+// CarbonPrice is the planner's internal carbon price per tonne of CO2.
+func (p *Plan) CarbonPrice() float64 { return p.t.CarbonPricePerTonne }
+
+// PlanningIntegral is what the off-peak planner minimises over [from, to):
+// the integral of price + CarbonPrice x carbon intensity, in currency*hours
+// per kW (before PUE, which scales every start alike). Without a carbon
+// price it is PriceIntegral.
+func (p *Plan) PlanningIntegral(from, to time.Time) float64 {
+	var sum float64
+	for _, s := range p.Segments(from, to) {
+		sum += p.planningPrice(s.Rate) * s.To.Sub(s.From).Hours()
+	}
+	return sum
+}
+
+// planningPrice is a rate's price per kWh with its carbon priced in.
+func (p *Plan) planningPrice(r Rate) float64 {
+	return r.PricePerKWh + p.t.CarbonPricePerTonne*r.GCO2PerKWh/1e6
+}
+
+// CarbonIntegral is the integral of the carbon intensity over [from, to),
+// in gCO2*hours per kWh: the CO2 of a constant 1 kW load (before PUE).
+func (p *Plan) CarbonIntegral(from, to time.Time) float64 {
+	var sum float64
+	for _, s := range p.Segments(from, to) {
+		sum += s.GCO2PerKWh * s.To.Sub(s.From).Hours()
 	}
 	return sum
 }

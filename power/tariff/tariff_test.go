@@ -215,6 +215,8 @@ func TestCompileErrors(t *testing.T) {
 		{"negative price", Tariff{PricePerKWh: -1}, "price_per_kwh"},
 		{"NaN carbon", Tariff{GCO2PerKWh: math.NaN()}, "gco2_per_kwh"},
 		{"PUE below 1", Tariff{PUE: 0.5}, "pue"},
+		{"negative carbon price", Tariff{CarbonPricePerTonne: -80}, "carbon_price_per_tonne"},
+		{"infinite carbon price", Tariff{CarbonPricePerTonne: math.Inf(1)}, "carbon_price_per_tonne"},
 		{"idle policy", Tariff{IdleEnergy: "drop"}, "idle_energy"},
 		{"bad cron", Tariff{Windows: []Window{{Start: "0 8 * *", End: ok.End}}}, "windows[0].start"},
 		{"CRON_TZ without schedule", Tariff{Windows: []Window{{Start: "CRON_TZ=UTC", End: ok.End}}}, "time zone but no schedule"},
@@ -278,6 +280,29 @@ func TestCarbonProfile(t *testing.T) {
 		tt.CarbonCSV = bad
 		if _, err := Compile(tt); err == nil || !strings.Contains(err.Error(), "carbon_csv") {
 			t.Errorf("carbon_csv %q: error %v; want one naming carbon_csv", bad, err)
+		}
+	}
+}
+
+// The planning integral prices carbon at the internal carbon price on top of
+// the energy price: 2 h at 0.10 EUR/kWh and 300 g, 1 h at 0.20 and 420 g, at
+// 100 EUR/t, is 2*(0.10+0.03) + 1*(0.20+0.042) = 0.502 per kW.
+func TestPlanningIntegralPricesCarbon(t *testing.T) {
+	tt := Tariff{PricePerKWh: 0.10, GCO2PerKWh: 300, Windows: []Window{{Start: "0 8 * * *", End: "0 20 * * *", PricePerKWh: 0.2, GCO2PerKWh: 420}}}
+	from, to := utc("2026-11-27 06:00"), utc("2026-11-27 09:00")
+	for _, tc := range []struct {
+		perTonne, want float64
+	}{{0, 0.40}, {100, 0.502}} {
+		tt.CarbonPricePerTonne = tc.perTonne
+		p, err := Compile(tt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.PlanningIntegral(from, to); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("carbon price %v: planning integral %v, want %v", tc.perTonne, got, tc.want)
+		}
+		if got := p.CarbonIntegral(from, to); math.Abs(got-1020) > 1e-9 {
+			t.Errorf("carbon integral %v, want 1020 g*h/kWh", got)
 		}
 	}
 }

@@ -271,3 +271,46 @@ func TestOffPeakUrgentJobPreemptsDeferrableWork(t *testing.T) {
 			n.OffPeak.DeadlinesMissed, n.OffPeak.Preempted)
 	}
 }
+
+// At one price, a carbon price moves deferrable work into the clean hours:
+// jobs submitted at 04:00 UTC, when the grid runs at 400 gCO2/kWh, wait for
+// 10:00-16:00 (120 g) with carbon priced at 100 EUR/t, and start at once
+// without; the replay's CO2 falls and its cost does not change much.
+func TestOffPeakPlansForCarbon(t *testing.T) {
+	const f = 0.5
+	def, non := pick(t, f)
+	n := max(def, non) + 1
+	csv := "job_id,submit_time_s,duration_s,num_gpus,user,status\n"
+	for i := range n {
+		csv += "j" + itoa(i) + ",14400,7200,8,,\n"
+	}
+	jobs := trace(t, csv)
+	run := func(perTonne string) Result {
+		p, err := tariff.Parse([]byte(`{"price_per_kwh": 0.15, "gco2_per_kwh": 400, "carbon_price_per_tonne": ` + perTonne + `,
+			"windows": [{"name": "solar", "start": "0 10 * * *", "end": "0 16 * * *", "price_per_kwh": 0.15, "gco2_per_kwh": 120}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := Run(jobs, Config{Cluster: Uniform(n, "h100"), Policy: pol(t, "energy+cap+offpeak"), BudgetW: 100000,
+			Tariff: p, Record: true, DeferrableFraction: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	priced, unpriced := run("100"), run("0")
+	wake := pol(t, "energy").Node.WakeDelay
+	if got := priced.Placements["j"+itoa(def)].Start; !got.Equal(DefaultStart.Add(10*time.Hour + wake)) {
+		t.Errorf("carbon priced: deferrable job started at %s, want 10:00 UTC + %s wake-up", got, wake)
+	}
+	if got := unpriced.Placements["j"+itoa(def)].Start; !got.Equal(DefaultStart.Add(4*time.Hour + wake)) {
+		t.Errorf("no carbon price: deferrable job started at %s, want at once (04:00 UTC + %s wake-up)", got, wake)
+	}
+	if got := priced.Placements["j"+itoa(non)].Start; !got.Equal(DefaultStart.Add(4*time.Hour + wake)) {
+		t.Errorf("carbon priced: non-deferrable job started at %s, want at once", got)
+	}
+	if !(priced.CO2Kg < 0.9*unpriced.CO2Kg) || priced.OffPeak.DeadlinesMissed != 0 {
+		t.Errorf("CO2 %.1f kg with a carbon price against %.1f kg without; want at least 10%% less and no deadline missed (%+v)",
+			priced.CO2Kg, unpriced.CO2Kg, priced.OffPeak)
+	}
+}
