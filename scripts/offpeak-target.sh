@@ -22,6 +22,13 @@
 # measure each lever's share (LEVERS=yield: no preemption of ordinary jobs;
 # LEVERS=none: deferral alone).
 #
+# TARIFF (default examples/tariff-two-rate.json) is the tariff JSON; with
+# TARIFF=examples/tariff-solar-carbon.json (one price, clean midday hours,
+# carbon priced at 100 EUR/t) the co2 columns show what planning for carbon
+# saves.
+#
+# PREEMPT_LOSS (default 2m, simulate's) is the work each preemption loses.
+#
 # Usage: scripts/offpeak-target.sh [TRACE:NODES ...]   (F=0.5 scripts/offpeak-target.sh ...)
 # Example: scripts/offpeak-target.sh ../shared/traces/itp_cluster09.csv:6
 set -euo pipefail
@@ -30,13 +37,15 @@ f=${F:-0.3}
 per_gpu=${BUDGET_PER_GPU_KW:-0.7}
 slowdown=${SLOWDOWN:-0.10}
 levers=${LEVERS:-yield,deadline}
+tariff=${TARIFF:-examples/tariff-two-rate.json}
+loss=${PREEMPT_LOSS:-2m}
 runs=("$@")
 [[ ${#runs[@]} -gt 0 ]] || runs=(../shared/traces/itp_cluster04.csv:88 ../shared/traces/itp_cluster07.csv:48 ../shared/traces/itp_cluster09.csv:6)
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/" ./cmd/schedulerd
-printf '%-18s %5s %7s | %-53s | %-26s | %s\n' "" "" "" "energy+cap+offpeak vs fifo-firstfit" "vs energy+cap" ""
-printf '%-18s %5s %7s | %6s %6s %6s %9s %10s %8s | %6s %8s %8s | %s\n' trace nodes budget cost missed fifo_m not_fifo unmeetable jct_non cost cap_m jct_non wall_s
+printf '%-18s %5s %7s | %-60s | %-33s | %s\n' "" "" "" "energy+cap+offpeak vs fifo-firstfit" "vs energy+cap" ""
+printf '%-18s %5s %7s | %6s %6s %6s %6s %9s %10s %8s | %6s %6s %8s %8s | %s\n' trace nodes budget cost co2 missed fifo_m not_fifo unmeetable jct_non cost co2 cap_m jct_non wall_s
 for r in "${runs[@]}"; do
 	trace=${r%%:*} nodes=${r##*:}
 	if [[ ! -f $trace ]]; then
@@ -46,7 +55,7 @@ for r in "${runs[@]}"; do
 	budget=$(python3 -c "print(round($nodes*8*$per_gpu, 3))")
 	t0=$(date +%s.%N)
 	"$bin/schedulerd" simulate --trace "$trace" --nodes "$nodes" --gpu h100 --policy fifo-firstfit,energy+cap,energy+cap+offpeak \
-		--budget-kw "$budget" --balanced-slowdown "$slowdown" --tariff examples/tariff-two-rate.json --deferrable-fraction "$f" --offpeak-levers "$levers" -o json --progress=false >"$bin/out.json" 2>"$bin/err" ||
+		--budget-kw "$budget" --balanced-slowdown "$slowdown" --tariff "$tariff" --deferrable-fraction "$f" --offpeak-levers "$levers" --preempt-loss "$loss" -o json --progress=false >"$bin/out.json" 2>"$bin/err" ||
 		{ echo "$(basename "$trace"): simulate failed: $(tail -1 "$bin/err")"; continue; }
 	wall=$(python3 -c "import time; print('%.0f' % (time.time() - $t0))")
 	python3 - "$trace" "$nodes" "$budget" "$bin/out.json" "$wall" <<'PY'
@@ -59,11 +68,11 @@ def ratio(x, y):
     return x / y if y else float("nan")  # no non-deferrable jobs at F=1
 # Missed by offpeak but met by fifo-firstfit: compared job by job.
 not_fifo = len(set(oo.get("missed_jobs") or []) - set(ob.get("missed_jobs") or []))
-print("%-18s %5s %7s | %5.3fx %6d %6d %9d %10d %7.3fx | %5.3fx %8d %7.3fx | %s" % (
+print("%-18s %5s %7s | %5.3fx %5.3fx %6d %6d %9d %10d %7.3fx | %5.3fx %5.3fx %8d %7.3fx | %s" % (
     os.path.basename(t), n, budget,
-    o["cost"] / b["cost"], oo["deadlines_missed"], ob["deadlines_missed"], not_fifo, oo["deadlines_unmeetable"],
+    o["cost"] / b["cost"], o["co2_kg"] / b["co2_kg"], oo["deadlines_missed"], ob["deadlines_missed"], not_fifo, oo["deadlines_unmeetable"],
     ratio(oo["mean_jct_nondeferrable_s"], ob["mean_jct_nondeferrable_s"]),
-    o["cost"] / c["cost"], oc["deadlines_missed"], ratio(oo["mean_jct_nondeferrable_s"], oc["mean_jct_nondeferrable_s"]), wall))
+    o["cost"] / c["cost"], o["co2_kg"] / c["co2_kg"], oc["deadlines_missed"], ratio(oo["mean_jct_nondeferrable_s"], oc["mean_jct_nondeferrable_s"]), wall))
 PY
 done
-echo "F=$f; levers $levers; balanced slowdown $slowdown; budget = nodes x 8 GPUs x ${per_gpu} kW; missed: meetable deferrable jobs (<= 24 h long) finished > 24 h after submission (fifo_m, cap_m: under fifo-firstfit, energy+cap; not_fifo: missed here but met by fifo-firstfit); unmeetable: picked jobs longer than 24 h, run as not deferrable; jct_non: mean JCT of the other jobs (unmeetable included); wall_s: the three replays' wall time (run side by side)"
+echo "F=$f; tariff $tariff; levers $levers; preempt loss $loss; balanced slowdown $slowdown; budget = nodes x 8 GPUs x ${per_gpu} kW; missed: meetable deferrable jobs (<= 24 h long) finished > 24 h after submission (fifo_m, cap_m: under fifo-firstfit, energy+cap; not_fifo: missed here but met by fifo-firstfit); unmeetable: picked jobs longer than 24 h, run as not deferrable; jct_non: mean JCT of the other jobs (unmeetable included); wall_s: the three replays' wall time (run side by side)"

@@ -77,8 +77,9 @@ an urgent job that cannot start preempts ordinary jobs too, not only
 deferrable ones whose deadline is not near; needs yield) and efficient (off
 in the policy: deferrable jobs whose deadline leaves room run at the
 efficient operating point); "none" turns them all off. Preempted jobs are
-stopped by the virtual agents at once, keep the work they had done, and are
-counted in offpeak.preempted.
+stopped by the virtual agents at once, keep the work they had done less
+--preempt-loss (default 2m, an assumption: the stop, a checkpoint written
+and read back, the warm-up), and are counted in offpeak.preempted.
 
 Without --policy it runs fifo-firstfit and energy, and with --budget-kw also
 energy+cap and energy+cap+offpeak.
@@ -106,7 +107,7 @@ type simConfig struct {
 	budgetFile                                                      string
 	levers                                                          string
 	nodes                                                           int
-	idleTimeout                                                     time.Duration
+	idleTimeout, preemptLoss                                        time.Duration
 	singleNode, progress                                            bool
 }
 
@@ -134,6 +135,7 @@ func runSimulate(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.budgetFile, "budget", "", "a power budget JSON file instead of --budget-kw: the body PUT /api/v1/power/budget takes (default_w, node_max_w, windows of cron pairs), e.g. examples/budget-day-night.json")
 	fs.Float64Var(&c.slowdown, "balanced-slowdown", 0, "under a power cap, how much slower than uncapped a job may run at its balanced limit (0.10 = 10% more time; default 0.10, as schedulerd's)")
 	fs.StringVar(&c.levers, "offpeak-levers", "yield,deadline", "the off-peak policy's levers beyond deferral, comma-separated: yield, deadline, efficient, or none")
+	fs.DurationVar(&c.preemptLoss, "preempt-loss", sim.DefaultPreemptLoss, "work a preempted job loses (stop, checkpoint, restart), added to what it has left; 0 for none")
 	fs.BoolVar(&c.progress, "progress", isTerminal(stderr), "show a progress bar on stderr (default: when stderr is a terminal)")
 	if code, ok := parseSub(fs, simulateUsage, args, stderr); !ok {
 		return code
@@ -162,6 +164,9 @@ func simulate(c simConfig, stdout, stderr io.Writer) error {
 	}
 	if !(c.deferrable >= 0 && c.deferrable <= 1) {
 		return fmt.Errorf("--deferrable-fraction %v: give a share from 0 to 1, e.g. 0.3", c.deferrable)
+	}
+	if c.preemptLoss < 0 || c.preemptLoss > 24*time.Hour {
+		return fmt.Errorf("--preempt-loss %s: give the work one preemption loses, 0 to 24h, e.g. 2m", c.preemptLoss)
 	}
 	if !(c.slowdown >= 0 && c.slowdown <= 10) {
 		return fmt.Errorf("--balanced-slowdown %v: give a share of extra time in (0, 10], e.g. 0.10 for 10%%", c.slowdown)
@@ -270,7 +275,7 @@ func simulate(c simConfig, stdout, stderr io.Writer) error {
 	for i, p := range policies {
 		wg.Go(func() {
 			results[i], errs[i] = sim.Run(jobs, sim.Config{Cluster: cluster, Start: start, Policy: p, Tariff: plan, BudgetW: c.budgetKW * 1000, Budget: budget,
-				DeferrableFraction: c.deferrable, BalancedSlowdown: c.slowdown,
+				DeferrableFraction: c.deferrable, BalancedSlowdown: c.slowdown, PreemptLoss: preemptLoss(c.preemptLoss),
 				Progress: func(done, total int) { bar.update(i, done, total) }})
 		})
 	}
@@ -444,4 +449,13 @@ func parseLevers(list string) (yield, efficient, deadline bool, err error) {
 		}
 	}
 	return yield, efficient, deadline, nil
+}
+
+// preemptLoss maps the flag (0 = none) onto sim.Config's (0 = default,
+// negative = none).
+func preemptLoss(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

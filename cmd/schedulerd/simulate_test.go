@@ -88,6 +88,7 @@ func TestSimulateErrors(t *testing.T) {
 		{[]string{"--trace", trace, "--nodes", "2", "--deferrable-fraction", "-0.1"}, "--deferrable-fraction -0.1"},
 		{[]string{"--trace", trace, "--nodes", "2", "--policy", "energy+cap+offpeak"}, "needs a power budget: give --budget-kw"},
 		{[]string{"--trace", trace, "--nodes", "2", "--offpeak-levers", "yield,cheap"}, `--offpeak-levers: unknown lever "cheap"`},
+		{[]string{"--trace", trace, "--nodes", "2", "--preempt-loss", "-1m"}, "--preempt-loss -1m0s: give the work one preemption loses"},
 	}
 	for _, tt := range tests {
 		var out, errb bytes.Buffer

@@ -234,18 +234,19 @@ func TestOffPeakUrgentJobPreemptsDeferrableWork(t *testing.T) {
 	csv := "job_id,submit_time_s,duration_s,num_gpus,user,status\n" +
 		"short,75600,7200,8,,\nlong,75600,36000,8,,\nurgent,79200,84600,8,,\n"
 	jobs := trace(t, csv)
-	run := func(preempt bool) Result {
+	runWithLoss := func(preempt bool, loss time.Duration) Result {
 		p := pol(t, "energy+cap+offpeak")
 		if !preempt {
 			p.PreemptGap = 0
 		}
 		r, err := Run(jobs, Config{Cluster: Uniform(2, "h100"), Policy: p, BudgetW: 100000,
-			Tariff: twoRate(t), Record: true, DeferrableFraction: 1})
+			Tariff: twoRate(t), Record: true, DeferrableFraction: 1, PreemptLoss: loss})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r
 	}
+	run := func(preempt bool) Result { return runWithLoss(preempt, 0) }
 	r := run(true)
 	urgentAt := DefaultStart.Add(22 * time.Hour)
 	if got := r.Placements["urgent"].Start; !got.Equal(urgentAt) {
@@ -269,6 +270,12 @@ func TestOffPeakUrgentJobPreemptsDeferrableWork(t *testing.T) {
 	if n := run(false); n.OffPeak.DeadlinesMissed != 1 || n.OffPeak.Preempted != 0 {
 		t.Errorf("without preemption: %d missed, %d preempted; want the urgent job missed, nothing preempted",
 			n.OffPeak.DeadlinesMissed, n.OffPeak.Preempted)
+	}
+	// The victim loses PreemptLoss of work: an hour more of it delays only
+	// the victim, by that hour at its capped pace (90-100% of full speed).
+	free, hour := runWithLoss(true, -1), runWithLoss(true, time.Hour)
+	if d := 3 * (hour.OffPeak.MeanJCTDeferrableS - free.OffPeak.MeanJCTDeferrableS); d < 3600 || d > 4000 {
+		t.Errorf("an hour lost per preemption adds %.0f s of JCT in all; want 3600-4000 s (the victim's hour at its pace)", d)
 	}
 }
 

@@ -58,7 +58,18 @@ type Config struct {
 	// policy submits them as deferrable; every policy reports on the same
 	// jobs (Result.OffPeak), so runs compare like for like.
 	DeferrableFraction float64
+	// PreemptLoss is the work a preempted job loses, added to what it has
+	// left: the stop (a heartbeat, the checkpoint write) and the restart
+	// (loading the checkpoint, warming up). 0 means DefaultPreemptLoss; a
+	// negative value means none (stops are instant and free).
+	PreemptLoss time.Duration
 }
+
+// DefaultPreemptLoss is the work a preemption costs when Config says
+// nothing: an assumption (a 2 s heartbeat, then a checkpoint written and
+// read back and the data pipeline warmed up again, for a model of some
+// GiB), not a measurement; `schedulerd simulate --preempt-loss` varies it.
+const DefaultPreemptLoss = 2 * time.Minute
 
 // deferrableSeed fixes which trace jobs a deferrable fraction picks.
 const deferrableSeed = 0x6a6f756c65 // "joule"
@@ -223,6 +234,13 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 	// GPUs back and is preempted again without end: preemption is off there.
 	if !cfg.Policy.DeferrableYield {
 		cfg.Policy.PreemptGap = 0
+	}
+	preemptLoss := cfg.PreemptLoss
+	switch {
+	case preemptLoss == 0:
+		preemptLoss = DefaultPreemptLoss
+	case preemptLoss < 0:
+		preemptLoss = 0
 	}
 	core, err := scheduler.NewWithPolicy(cfg.Policy)
 	if err != nil {
@@ -415,8 +433,8 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 	// power transitions.
 	var observe func(ch scheduler.Changes)
 	// stopPreempted is the virtual agent stopping a job the core preempts:
-	// the work done so far is kept (its progress), the rest runs when the
-	// job starts again.
+	// the work done so far is kept (its progress), the rest, plus
+	// preemptLoss, runs when the job starts again.
 	stopPreempted := func(node string, js []api.Job) scheduler.Changes {
 		var reports []api.JobReport
 		for _, j := range js {
@@ -434,12 +452,12 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 			if d > 0 {
 				done = math.Min(1, math.Max(0, 1-left/d.Seconds()))
 			}
-			r.duration = time.Duration(float64(r.duration) * (1 - done))
+			r.duration = time.Duration(float64(r.duration)*(1-done)) + preemptLoss
 			r.started = false
 			r.gen++ // its pending completion no longer stands
 			op.Preempted++
 			reports = append(reports, api.JobReport{ID: j.ID, State: api.StatePreempted, Reason: "preempted",
-				Progress: &api.Progress{Fraction: 1 - float64(r.duration)/float64(r.total)}})
+				Progress: &api.Progress{Fraction: max(0, 1-float64(r.duration)/float64(r.total))}})
 		}
 		// One heartbeat for all of a node's victims: the agent reports
 		// every job it holds, and one left out counts as gone.
