@@ -11,8 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	_ "time/tzdata" // CRON_TZ names resolve on machines without zoneinfo
 
+	"github.com/joulehq/joule/power/window"
 	"github.com/robfig/cron/v3"
 )
 
@@ -23,9 +23,8 @@ const (
 	IdleShare = "share" // shared among the node's running jobs by GPU count
 )
 
-// MaxWindow is the longest a window may last: Segments looks this far back for
-// a window that began before the interval it is asked about.
-const MaxWindow = 7 * 24 * time.Hour
+// MaxWindow is the longest a window may last (window.MaxLength).
+const MaxWindow = window.MaxLength
 
 // Tariff is what staff set with PUT /api/v1/tariff and what the simulator's
 // --tariff FILE reads. The defaults apply outside every window.
@@ -129,38 +128,15 @@ type Rate struct {
 // Plan is a validated tariff with its schedules parsed. It is immutable and
 // safe for concurrent use.
 type Plan struct {
-	t      Tariff
-	starts []cron.Schedule
-	ends   []cron.Schedule
-	carbon []carbonPoint
+	t       Tariff
+	windows *window.Set
+	carbon  []carbonPoint
 }
 
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
-// ParseSchedule parses one cron expression (minute hour day-of-month month
-// day-of-week, optionally prefixed "CRON_TZ=Zone "). It never panics: robfig
-// v3.0.1 panics on a CRON_TZ prefix without a schedule, which is refused here.
-func ParseSchedule(spec string) (s cron.Schedule, err error) {
-	spec = strings.TrimSpace(spec)
-	if spec == "" {
-		return nil, errors.New(`empty; write a cron expression such as "0 8 * * 1-5" (minute hour day-of-month month day-of-week)`)
-	}
-	if strings.HasPrefix(spec, "CRON_TZ=") || strings.HasPrefix(spec, "TZ=") {
-		if !strings.Contains(spec, " ") {
-			return nil, fmt.Errorf("%q has a time zone but no schedule; write e.g. \"CRON_TZ=Europe/Berlin 0 8 * * 1-5\"", spec)
-		}
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			s, err = nil, fmt.Errorf("%q is not a cron expression (%v); write e.g. \"0 8 * * 1-5\"", spec, r)
-		}
-	}()
-	s, err = cronParser.Parse(spec)
-	if err != nil {
-		return nil, fmt.Errorf("%q: %v; write minute hour day-of-month month day-of-week, e.g. \"0 8 * * 1-5\", optionally prefixed \"CRON_TZ=Europe/Berlin \"", spec, err)
-	}
-	return s, nil
-}
+// ParseSchedule parses one cron expression (window.ParseSchedule): minute
+// hour day-of-month month day-of-week, optionally prefixed "CRON_TZ=Zone ";
+// it never panics.
+func ParseSchedule(spec string) (cron.Schedule, error) { return window.ParseSchedule(spec) }
 
 // FieldError names the field that is wrong and says how to fix it.
 type FieldError struct {
@@ -169,10 +145,6 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string { return "tariff " + e.Field + ": " + e.Msg }
-
-// checkFrom is where Compile samples each window's length: a fixed instant,
-// so that validation never reads the wall clock.
-var checkFrom = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Compile fills in defaults, validates the tariff and parses its schedules.
 func Compile(t Tariff) (*Plan, error) {
@@ -216,19 +188,12 @@ func Compile(t Tariff) (*Plan, error) {
 		p.carbon = pts
 	}
 	p.t.Windows = slices.Clone(t.Windows)
+	pairs := make([]window.Pair, len(p.t.Windows))
 	for i := range p.t.Windows {
 		w := &p.t.Windows[i]
 		f := fmt.Sprintf("windows[%d]", i)
 		if w.Name == "" {
 			w.Name = fmt.Sprintf("window %d", i+1)
-		}
-		start, err := ParseSchedule(w.Start)
-		if err != nil {
-			return nil, bad(f+".start", "%v", err)
-		}
-		end, err := ParseSchedule(w.End)
-		if err != nil {
-			return nil, bad(f+".end", "%v", err)
 		}
 		switch {
 		case !finite(w.PricePerKWh) || w.PricePerKWh < 0:
@@ -236,23 +201,15 @@ func Compile(t Tariff) (*Plan, error) {
 		case !finite(w.GCO2PerKWh) || w.GCO2PerKWh < 0:
 			return nil, bad(f+".gco2_per_kwh", "%v: give grams of CO2 per kWh, 0 or more", w.GCO2PerKWh)
 		}
-		s := start.Next(checkFrom)
-		if s.IsZero() {
-			return nil, bad(f+".start", "%q never fires; check the day and month fields", w.Start)
-		}
-		for range 16 {
-			e := end.Next(s)
-			if e.IsZero() || e.Sub(s) > MaxWindow {
-				return nil, bad(f+".end", "%q does not follow start %q within 7 days (from %s); a window must end within a week of its start",
-					w.End, w.Start, s.Format(time.RFC3339))
-			}
-			if s = start.Next(s); s.IsZero() {
-				break
-			}
-		}
-		p.starts = append(p.starts, start)
-		p.ends = append(p.ends, end)
+		pairs[i] = window.Pair{Start: w.Start, End: w.End}
 	}
+	set, err := window.Compile(pairs)
+	if pe := (*window.PairError)(nil); errors.As(err, &pe) {
+		return nil, bad(fmt.Sprintf("windows[%d].%s", pe.Index, pe.Field), "%v", pe.Err)
+	} else if err != nil {
+		return nil, bad("windows", "%v", err)
+	}
+	p.windows = set
 	return p, nil
 }
 
@@ -288,61 +245,55 @@ type Segment struct {
 	Rate
 }
 
-type span struct {
-	from, to time.Time
-	window   int
-}
-
 // Segments splits [from, to) into consecutive spans of constant rate, in
-// order, covering it exactly. It returns nil for an empty interval.
+// order, covering it exactly: the windows' spans (window.Set), cut further
+// at the carbon profile's rows. It returns nil for an empty interval.
 func (p *Plan) Segments(from, to time.Time) []Segment {
 	if !to.After(from) {
 		return nil
 	}
-	var spans []span
-	cuts := []time.Time{from, to}
-	for i := range p.starts {
-		for s := p.starts[i].Next(from.Add(-MaxWindow - time.Minute)); !s.IsZero() && s.Before(to); s = p.starts[i].Next(s) {
-			e := p.ends[i].Next(s)
-			if e.IsZero() || !e.After(from) {
+	var out []Segment
+	first, _ := slices.BinarySearchFunc(p.carbon, from, func(c carbonPoint, t time.Time) int { return c.to.Compare(t) })
+	for _, ws := range p.windows.Segments(from, to) {
+		// Cuts inside this window span: the profile rows that begin in it.
+		cuts := []time.Time{ws.From}
+		for i := first; i < len(p.carbon) && p.carbon[i].from.Before(ws.To); i++ {
+			for _, c := range []time.Time{p.carbon[i].from, p.carbon[i].to} {
+				if c.After(ws.From) && c.Before(ws.To) {
+					cuts = append(cuts, c)
+				}
+			}
+		}
+		slices.SortFunc(cuts, func(a, b time.Time) int { return a.Compare(b) })
+		cuts = append(slices.CompactFunc(cuts, func(a, b time.Time) bool { return a.Equal(b) }), ws.To)
+		for k := 0; k+1 < len(cuts); k++ {
+			a, b := cuts[k], cuts[k+1]
+			r := p.rate(ws.Window)
+			if g, ok := p.carbonAt(a); ok {
+				r.GCO2PerKWh = g
+			}
+			if n := len(out); n > 0 && out[n-1].Rate == r {
+				out[n-1].To = b
 				continue
 			}
-			a, b := maxTime(s, from), minTime(e, to)
-			spans = append(spans, span{a, b, i})
-			cuts = append(cuts, a, b)
+			out = append(out, Segment{From: a, To: b, Rate: r})
 		}
-	}
-	// The carbon profile's rows inside [from, to) cut too.
-	first, _ := slices.BinarySearchFunc(p.carbon, from, func(c carbonPoint, t time.Time) int { return c.to.Compare(t) })
-	for i := first; i < len(p.carbon) && p.carbon[i].from.Before(to); i++ {
-		cuts = append(cuts, maxTime(p.carbon[i].from, from), minTime(p.carbon[i].to, to))
-	}
-	slices.SortFunc(cuts, func(a, b time.Time) int { return a.Compare(b) })
-	cuts = slices.CompactFunc(cuts, func(a, b time.Time) bool { return a.Equal(b) })
-	var out []Segment
-	ci := first
-	for k := 0; k+1 < len(cuts); k++ {
-		a, b := cuts[k], cuts[k+1]
-		w := -1
-		for _, sp := range spans {
-			if !sp.from.After(a) && sp.to.After(a) && (w < 0 || sp.window < w) {
-				w = sp.window
-			}
-		}
-		r := p.rate(w)
-		for ci < len(p.carbon) && !p.carbon[ci].to.After(a) {
-			ci++
-		}
-		if ci < len(p.carbon) && !p.carbon[ci].from.After(a) {
-			r.GCO2PerKWh = p.carbon[ci].gco2
-		}
-		if n := len(out); n > 0 && out[n-1].Rate == r {
-			out[n-1].To = b
-			continue
-		}
-		out = append(out, Segment{From: a, To: b, Rate: r})
 	}
 	return out
+}
+
+// carbonAt is the carbon profile's intensity at t, if a row covers it.
+func (p *Plan) carbonAt(t time.Time) (float64, bool) {
+	i, _ := slices.BinarySearchFunc(p.carbon, t, func(c carbonPoint, t time.Time) int {
+		if !c.to.After(t) {
+			return -1
+		}
+		return 1
+	})
+	if i < len(p.carbon) && !p.carbon[i].from.After(t) {
+		return p.carbon[i].gco2, true
+	}
+	return 0, false
 }
 
 // At is the rate in force at t.
@@ -461,20 +412,6 @@ func (p *Plan) CronSpecs() []string {
 		out = append(out, w.Start, w.End)
 	}
 	return out
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }
 
 // Parse reads a tariff from JSON strictly (unknown fields are refused: a
