@@ -13,6 +13,9 @@ const (
 	StatePreempted = "preempted"
 )
 
+// JobStates lists every job state, in a job's usual life order.
+var JobStates = []string{StateQueued, StateDeferred, StateRunning, StatePreempted, StateSucceeded, StateFailed, StateCancelled}
+
 // Terminal reports whether a job in this state will never run again.
 func Terminal(state string) bool {
 	return state == StateSucceeded || state == StateFailed || state == StateCancelled

@@ -31,9 +31,11 @@ const DefaultNodeTimeout = 30 * time.Second
 //     the node's position" in the buckets with enough free GPUs;
 //   - each node keeps the jobs it holds, so a heartbeat touches one node.
 type Core struct {
-	jobs   map[string]*jobRec
-	nodes  map[string]*nodeState
-	nextID int
+	jobs map[string]*jobRec
+	// jobIndex keeps the jobs in submission order for ListJobs.
+	jobIndex jobIndex
+	nodes    map[string]*nodeState
+	nextID   int
 	// NodeTimeout: a node silent for longer is marked down; 0 never.
 	NodeTimeout time.Duration
 
@@ -218,6 +220,7 @@ func (c *Core) Restore(jobs []api.Job, nodes []api.Node) {
 		j := &jobRec{Job: jobs[i], seq: jobSeq(jobs[i].ID)}
 		j.acct = c.queue.account(j.Spec.User, j.Spec.Project)
 		c.jobs[j.ID] = j
+		c.jobIndex.add(j)
 		c.noteCurve(j)
 		if j.seq >= c.nextID {
 			c.nextID = j.seq + 1
@@ -242,6 +245,7 @@ func (c *Core) Restore(jobs []api.Job, nodes []api.Node) {
 			c.markStopping(j)
 		}
 	}
+	c.jobIndex.sort()
 	c.orderDirty = true
 }
 
@@ -265,7 +269,10 @@ func (c *Core) Job(id string) (api.Job, bool) {
 	return j.Job, true
 }
 
-// Jobs returns copies of all jobs in submission order.
+// Jobs returns copies of all jobs in submission order, for callers that
+// need every job (tests, the simulator). A request handler should take a
+// page with ListJobs instead: copying every job holds the daemon's lock in
+// proportion to the whole history.
 func (c *Core) Jobs() []api.Job {
 	recs := make([]*jobRec, 0, len(c.jobs))
 	for _, j := range c.jobs {
@@ -348,6 +355,7 @@ func (c *Core) Submit(spec api.JobSpec, now time.Time) (api.Job, error) {
 	c.nextID++
 	c.inheritCurve(j)
 	c.jobs[j.ID] = j
+	c.jobIndex.add(j)
 	c.noteCurve(j)
 	c.enqueue(j)
 	return j.Job, nil
