@@ -341,13 +341,6 @@ func statusOf(err error) int {
 // errRefused is an event the core refused because of the job's state.
 type errRefused struct{ error }
 
-func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	jobs := s.core.Jobs()
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, jobs)
-}
-
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	s.mu.Lock()

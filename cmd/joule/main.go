@@ -47,6 +47,8 @@ type opts struct {
 	set, carbonCSV string
 	// power
 	power powerOpts
+	// queue
+	queue queueOpts
 }
 
 // command is one subcommand: its help and what it runs.

@@ -169,40 +169,6 @@ func TestSubmitBadFileSendsNothing(t *testing.T) {
 	}
 }
 
-func TestQueue(t *testing.T) {
-	f := newFakeServer(t)
-	r := runCLI(t, nil, "", "queue", "--server", f.URL)
-	want := `ID   NAME  USER   PROJECT  STATE    GPUS  NODE    ENERGY   AGE  REASON
-j-2  iris  alice  default  running  1     node-a  41.3 kJ  10m  -
-`
-	if r.code != 0 || r.stdout != want {
-		t.Errorf("queue:\n%s\nwant\n%s", r.stdout, want)
-	}
-	if !strings.Contains(r.stderr, "1 job(s) that finished over an hour ago not shown; --all lists them") {
-		t.Errorf("queue stderr %q does not say that jobs are hidden", r.stderr)
-	}
-
-	r = runCLI(t, nil, "", "queue", "--all", "--server", f.URL)
-	if r.code != 0 || !strings.Contains(r.stdout, "j-1  old") || r.stderr != "" {
-		t.Errorf("queue --all: %+v", r)
-	}
-
-	r = runCLI(t, nil, "", "--server", f.URL, "queue", "-o", "json", "--all")
-	var jobs []api.Job
-	if err := json.Unmarshal([]byte(r.stdout), &jobs); err != nil || r.code != 0 {
-		t.Fatalf("queue -o json: %v, %+v", err, r)
-	}
-	if !reflect.DeepEqual(jobs, f.jobs) {
-		t.Errorf("queue -o json = %+v, want %+v", jobs, f.jobs)
-	}
-
-	f.jobs = nil
-	r = runCLI(t, nil, "", "--server", f.URL, "queue", "-o", "json")
-	if strings.TrimSpace(r.stdout) != "[]" {
-		t.Errorf("empty queue -o json = %q, want []", r.stdout)
-	}
-}
-
 func TestStatus(t *testing.T) {
 	f := newFakeServer(t)
 	r := runCLI(t, nil, "", "status", "j-2", "--server="+f.URL)

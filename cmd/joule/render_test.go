@@ -37,28 +37,6 @@ j-10  tiny      carol  -        failed   0     -       512 J   1d2h  exit status
 	}
 }
 
-func TestVisibleJobs(t *testing.T) {
-	jobs := []api.Job{
-		{ID: "queued-old", State: api.StateQueued, SubmittedAt: *ago(48 * time.Hour)},
-		{ID: "running", State: api.StateRunning, SubmittedAt: *ago(3 * time.Hour)},
-		{ID: "deferred", State: api.StateDeferred, SubmittedAt: *ago(3 * time.Hour)},
-		{ID: "preempted", State: api.StatePreempted, SubmittedAt: *ago(3 * time.Hour)},
-		{ID: "done-recent", State: api.StateSucceeded, SubmittedAt: *ago(3 * time.Hour), FinishedAt: ago(59 * time.Minute)},
-		{ID: "done-old", State: api.StateSucceeded, SubmittedAt: *ago(3 * time.Hour), FinishedAt: ago(61 * time.Minute)},
-		{ID: "failed-recent", State: api.StateFailed, SubmittedAt: *ago(time.Minute), FinishedAt: ago(time.Minute)},
-		{ID: "cancelled-no-finish", State: api.StateCancelled, SubmittedAt: *ago(30 * time.Minute)},
-		{ID: "cancelled-old-no-finish", State: api.StateCancelled, SubmittedAt: *ago(2 * time.Hour)},
-	}
-	var got []string
-	for _, j := range visibleJobs(jobs, now) {
-		got = append(got, j.ID)
-	}
-	want := "queued-old running deferred preempted done-recent failed-recent cancelled-no-finish"
-	if strings.Join(got, " ") != want {
-		t.Errorf("visible %v, want %s", got, want)
-	}
-}
-
 func TestRenderNodes(t *testing.T) {
 	nodes := []api.Node{
 		{Name: "node-a", State: api.NodeUp, LastHeartbeat: *ago(2 * time.Second), GPUs: []api.GPU{

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -135,11 +136,75 @@ func (c *Client) Submit(ctx context.Context, spec api.JobSpec) (string, error) {
 	return r.ID, nil
 }
 
-// Jobs lists every job schedulerd knows.
+// Jobs lists every job schedulerd knows, oldest first, following the
+// pages.
 func (c *Client) Jobs(ctx context.Context) ([]api.Job, error) {
-	var jobs []api.Job
-	err := c.do(ctx, http.MethodGet, "/api/v1/jobs", nil, &jobs)
-	return jobs, err
+	all := []api.Job{}
+	q := JobQuery{}
+	for {
+		p, err := c.ListJobs(ctx, q)
+		if err != nil {
+			return all, err
+		}
+		all = append(all, p.Jobs...)
+		if p.Next == "" {
+			return all, nil
+		}
+		q.After = p.Next
+	}
+}
+
+// JobQuery selects jobs for ListJobs (GET /api/v1/jobs); empty fields
+// match every job.
+type JobQuery struct {
+	States        []string
+	User, Project string
+	// FinishedAfter leaves out the jobs that ended at or before it.
+	FinishedAfter time.Time
+	// After is the cursor: the previous page's Next.
+	After string
+	// Limit is the most jobs in the page; 0 is the server's default.
+	Limit int
+}
+
+// JobPage is one page of jobs, oldest first.
+type JobPage struct {
+	Jobs []api.Job
+	// Next is the cursor of the next page; "" on the last.
+	Next string
+	// Total is how many jobs schedulerd remembers, filters aside.
+	Total int
+}
+
+// ListJobs asks schedulerd for one page of the jobs q selects.
+func (c *Client) ListJobs(ctx context.Context, q JobQuery) (JobPage, error) {
+	v := url.Values{}
+	if len(q.States) > 0 {
+		v.Set("state", strings.Join(q.States, ","))
+	}
+	for k, s := range map[string]string{"user": q.User, "project": q.Project, "after": q.After} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if !q.FinishedAfter.IsZero() {
+		v.Set("finished_after", q.FinishedAfter.UTC().Format(time.RFC3339Nano))
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	path := "/api/v1/jobs"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var p JobPage
+	h, err := c.send(ctx, http.MethodGet, path, nil, &p.Jobs)
+	if err != nil {
+		return p, err
+	}
+	p.Next = h.Get("X-Next-After")
+	p.Total, _ = strconv.Atoi(h.Get("X-Jobs-Total"))
+	return p, nil
 }
 
 // Job returns one job; an unknown id is an *APIError with status 404.
@@ -273,6 +338,12 @@ func (c *Client) Health(ctx context.Context) error {
 // do sends one request with body (if not nil) as JSON and decodes a 2xx
 // reply into out (if not nil).
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	_, err := c.send(ctx, method, path, body, out)
+	return err
+}
+
+// send is do that also returns the reply's headers.
+func (c *Client) send(ctx context.Context, method, path string, body, out any) (http.Header, error) {
 	what := method + " " + path
 	var rd io.Reader
 	ctype := "application/json"
@@ -283,13 +354,13 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	default:
 		data, err := json.Marshal(body)
 		if err != nil {
-			return fmt.Errorf("%s: encode request: %w", what, err)
+			return nil, fmt.Errorf("%s: encode request: %w", what, err)
 		}
 		rd = bytes.NewReader(data)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.Token != "" {
@@ -301,38 +372,38 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok || strings.Contains(err.Error(), "x509:") {
-			return fmt.Errorf("schedulerd at %s: its TLS certificate is not trusted (%w); give the CA with --ca or JOULE_CA (schedulerd's DATA_DIR/tls/ca.crt)", c.base, unwrapURLError(err))
+			return nil, fmt.Errorf("schedulerd at %s: its TLS certificate is not trusted (%w); give the CA with --ca or JOULE_CA (schedulerd's DATA_DIR/tls/ca.crt)", c.base, unwrapURLError(err))
 		}
 		if errors.Is(err, syscall.ECONNREFUSED) {
-			return &UnreachableError{Server: c.base, Err: err}
+			return nil, &UnreachableError{Server: c.base, Err: err}
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return fmt.Errorf("%s %s: %w", what, c.base, ctxErr)
+			return nil, fmt.Errorf("%s %s: %w", what, c.base, ctxErr)
 		}
 		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-			return fmt.Errorf("schedulerd at %s did not answer %s within %s: is it overloaded or stuck? (%w)", c.base, what, c.HTTP.Timeout, unwrapURLError(err))
+			return nil, fmt.Errorf("schedulerd at %s did not answer %s within %s: is it overloaded or stuck? (%w)", c.base, what, c.HTTP.Timeout, unwrapURLError(err))
 		}
-		return fmt.Errorf("cannot reach schedulerd at %s (%s): %w; check --server or JOULE_SERVER", c.base, what, unwrapURLError(err))
+		return nil, fmt.Errorf("cannot reach schedulerd at %s (%s): %w; check --server or JOULE_SERVER", c.base, what, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
 	if err != nil {
-		return fmt.Errorf("%s: read reply: %w", what, err)
+		return nil, fmt.Errorf("%s: read reply: %w", what, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return apiError(resp.StatusCode, data)
+		return nil, apiError(resp.StatusCode, data)
 	}
 	if out == nil {
-		return nil
+		return resp.Header, nil
 	}
 	if raw, ok := out.(*[]byte); ok { // a non-JSON reply (CSV), as it came
 		*raw = data
-		return nil
+		return resp.Header, nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%s: the reply from %s is not what joule expects (%v); is --server pointing at schedulerd of the same version?", what, c.base, err)
+		return nil, fmt.Errorf("%s: the reply from %s is not what joule expects (%v); is --server pointing at schedulerd of the same version?", what, c.base, err)
 	}
-	return nil
+	return resp.Header, nil
 }
 
 // apiError builds the error for a non-2xx reply: the server's api.Error
