@@ -147,6 +147,15 @@ func (c *Core) ListJobs(f JobFilter) ([]api.Job, string, error) {
 // JobCount is how many jobs the core remembers.
 func (c *Core) JobCount() int { return len(c.jobIndex.all) }
 
+// JobCounts counts the jobs in each state, copying none.
+func (c *Core) JobCounts() map[string]int {
+	n := make(map[string]int, len(api.JobStates))
+	for _, j := range c.jobIndex.all {
+		n[j.State]++
+	}
+	return n
+}
+
 // jobIndex keeps the jobs in submission order (by seq), all of them and per
 // user and per project, for ListJobs. A job is added once, on Submit or
 // Restore; jobs are never forgotten by the core (storage keeps every job),

@@ -3,17 +3,18 @@ package web
 import (
 	"bytes"
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/joulehq/joule/api"
 	"github.com/joulehq/joule/power/tariff"
+	"github.com/joulehq/joule/scheduler"
 )
 
 // The dashboard: HTML pages rendered on the server from the same state the
@@ -199,55 +200,49 @@ func (s *Server) viewJob(j api.Job, cur string) jobView {
 		CostS: fmt.Sprintf("%.4f %s", j.Cost, cur), CO2: co2S(j.CO2G), Until: when(j.DeferredUntil)}
 }
 
-// queueOrder puts waiting and running jobs first, then the finished ones,
-// newest first.
-func queueOrder(jobs []api.Job) []api.Job {
-	rank := func(st string) int {
-		switch st {
-		case api.StateRunning:
-			return 0
-		case api.StateQueued, api.StateDeferred, api.StatePreempted:
-			return 1
-		}
-		return 2
-	}
-	slices.SortStableFunc(jobs, func(a, b api.Job) int {
-		if d := rank(a.State) - rank(b.State); d != 0 {
-			return d
-		}
-		if rank(a.State) == 2 {
-			return strings.Compare(b.SubmittedAt.Format(time.RFC3339Nano), a.SubmittedAt.Format(time.RFC3339Nano))
-		}
-		return 0
-	})
-	return jobs
-}
+// The queue page shows at most queueActiveRows running and waiting jobs
+// (running first) and the queueDoneRows most recent finished ones: a
+// history of 100,000 jobs is not a page, and listing it would hold the
+// core's lock in proportion (Core.ListJobs copies only what is shown).
+const (
+	queueActiveRows = 1000
+	queueDoneRows   = 200
+)
+
+var (
+	waitingStates  = []string{api.StateQueued, api.StateDeferred, api.StatePreempted}
+	finishedStates = []string{api.StateSucceeded, api.StateFailed, api.StateCancelled}
+)
 
 func (s *Server) pageQueue(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	jobs, cur := s.core.Jobs(), s.core.Tariff().Currency()
+	running, _, err1 := s.core.ListJobs(scheduler.JobFilter{States: []string{api.StateRunning}, Limit: queueActiveRows})
+	waiting, _, err2 := s.core.ListJobs(scheduler.JobFilter{States: waitingStates, Limit: queueActiveRows})
+	done, _, err3 := s.core.ListJobs(scheduler.JobFilter{States: finishedStates, Limit: queueDoneRows, NewestFirst: true})
+	counts, cur := s.core.JobCounts(), s.core.Tariff().Currency()
 	s.mu.Unlock()
+	if err := errors.Join(err1, err2, err3); err != nil { // fixed filters: a bug, not input
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
 	v := struct {
 		Jobs                             []jobView
 		Waiting, Deferred, Running, Done int
-	}{}
-	for _, j := range queueOrder(jobs) {
-		switch j.State {
-		case api.StateRunning:
-			v.Running++
-		case api.StateDeferred:
-			v.Deferred++
-			v.Waiting++
-		case api.StateQueued:
-			v.Waiting++
-		default:
-			v.Done++
-			if v.Done > 200 {
-				continue // the finished tail stays in the API
-			}
-		}
+		// MoreActive, MoreDone count the jobs left out.
+		MoreActive, MoreDone, DoneRows int
+		DoneStates                     string
+	}{DoneRows: queueDoneRows, Running: counts[api.StateRunning], Deferred: counts[api.StateDeferred],
+		Waiting: counts[api.StateQueued] + counts[api.StateDeferred] + counts[api.StatePreempted], DoneStates: strings.Join(finishedStates, ",")}
+	for _, st := range finishedStates {
+		v.Done += counts[st]
+	}
+	active := append(running, waiting...)
+	active = active[:min(len(active), queueActiveRows)]
+	for _, j := range append(active, done...) {
 		v.Jobs = append(v.Jobs, s.viewJob(j, cur))
 	}
+	v.MoreActive = max(0, v.Running+v.Waiting-len(active))
+	v.MoreDone = max(0, v.Done-len(done))
 	s.render(w, r, "queue", "Queue", 2*time.Second, v)
 }
 

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/joulehq/joule/api"
+	"github.com/joulehq/joule/storage"
 	"github.com/joulehq/joule/web/client"
 )
 
@@ -202,5 +205,66 @@ func TestListJobsPagesWhileJobsArrive(t *testing.T) {
 	}
 	if !slices.Equal(seen, want) {
 		t.Errorf("paging visited %d jobs in %d pages, want each of alice's %d once in order:\n got %v\nwant %v", len(seen), pages, len(want), seen, want)
+	}
+}
+
+// TestQueuePageCaps: with 1,003 jobs waiting or running and 250 finished,
+// the queue page shows the first 1,000 waiting or running (running first)
+// and the 200 newest finished, and says how to list the rest.
+func TestQueuePageCaps(t *testing.T) {
+	dir := t.TempDir()
+	db, err := storage.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	var jobs []api.Job
+	add := func(n int, state string) {
+		for range n {
+			id := fmt.Sprintf("j-%d", len(jobs)+1)
+			j := api.Job{ID: id, Spec: synthetic("job", "alice", "vision"), State: state, SubmittedAt: at}
+			if api.Terminal(state) {
+				j.FinishedAt = &at
+			}
+			jobs = append(jobs, j)
+		}
+	}
+	add(150, api.StateSucceeded) // j-1..j-150
+	add(1000, api.StateQueued)   // j-151..j-1150
+	add(3, api.StateRunning)     // j-1151..j-1153, no node: shown, not placed
+	add(100, api.StateFailed)    // j-1154..j-1253
+	if err := db.Apply(storage.Batch{Jobs: jobs}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	ts := newLiveServer(t, dir, "2026-11-26 10:00")
+
+	req, _ := http.NewRequest("GET", ts.URL+"/queue", nil)
+	req.Header.Set("Authorization", "Bearer "+ts.token)
+	req.Header.Set("X-Partial", "1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(b)
+	rows := regexp.MustCompile(`data-job="(j-\d+)"`).FindAllStringSubmatch(page, -1)
+	var got []string
+	for _, r := range rows {
+		got = append(got, r[1])
+	}
+	if len(got) != 1200 || got[0] != "j-1151" || got[3] != "j-151" || got[999] != "j-1147" || got[1000] != "j-1253" || got[1199] != "j-51" {
+		t.Fatalf("%d rows: want 1,200: running j-1151.., queued j-151..j-1147, then finished newest first j-1253..j-1154, j-150..j-51; got %v...%v",
+			len(got), got[:min(5, len(got))], got[max(0, len(got)-3):])
+	}
+	for _, want := range []string{
+		"1000 waiting (0 deferred for cheaper hours) · 3 running · 250 finished",
+		"3 more waiting or running jobs are not shown here: <code>joule queue</code> lists them all.",
+		"50 older finished jobs are not shown (only the 200 most recent are): <code>joule queue --all --state succeeded,failed,cancelled</code>",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the queue page lacks %q", want)
+		}
 	}
 }
