@@ -131,29 +131,22 @@ func (s *Server) pageCluster(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("flush telemetry", "err", err)
 	}
 	s.mu.Lock()
-	nodes, jobs, cur := s.core.Nodes(), s.core.Jobs(), s.core.Tariff().Currency()
+	nodes, running, counts, cur := s.core.Nodes(), s.jobsIn(api.StateRunning), s.core.JobCounts(), s.core.Tariff().Currency()
 	s.mu.Unlock()
 	holder := map[string]map[int]string{}
-	running, waiting := 0, 0
-	for _, j := range jobs {
-		switch j.State {
-		case api.StateRunning:
-			running++
-			if holder[j.Node] == nil {
-				holder[j.Node] = map[int]string{}
-			}
-			for _, g := range j.GPUIndices {
-				holder[j.Node][g] = j.ID
-			}
-		case api.StateQueued, api.StateDeferred:
-			waiting++
+	for _, j := range running {
+		if holder[j.Node] == nil {
+			holder[j.Node] = map[int]string{}
+		}
+		for _, g := range j.GPUIndices {
+			holder[j.Node][g] = j.ID
 		}
 	}
 	v := struct {
 		Nodes                  []nodeView
 		GPUs, Running, Waiting int
 		PowerW, LimitW         float64
-	}{Running: running, Waiting: waiting}
+	}{Running: len(running), Waiting: counts[api.StateQueued] + counts[api.StateDeferred]}
 	since := s.now().Add(-30 * time.Minute)
 	for _, n := range nodes {
 		nv := nodeView{Name: n.Name, State: n.State, Last: n.LastHeartbeat.UTC().Format("15:04:05"),
@@ -213,6 +206,21 @@ var (
 	waitingStates  = []string{api.StateQueued, api.StateDeferred, api.StatePreempted}
 	finishedStates = []string{api.StateSucceeded, api.StateFailed, api.StateCancelled}
 )
+
+// jobsIn copies every job in these states, and only those, a page at a
+// time; the caller holds s.mu.
+func (s *Server) jobsIn(states ...string) []api.Job {
+	f := scheduler.JobFilter{States: states, Limit: scheduler.MaxJobPage}
+	var out []api.Job
+	for {
+		page, next, err := s.core.ListJobs(f)
+		out = append(out, page...)
+		if err != nil || next == "" { // fixed states: no error
+			return out
+		}
+		f.After = next
+	}
+}
 
 func (s *Server) pageQueue(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
@@ -439,7 +447,7 @@ func (s *Server) pageReports(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) pageTariff(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	plan, nodes, jobs := s.core.Tariff(), s.core.Nodes(), s.core.Jobs()
+	plan, nodes, jobs := s.core.Tariff(), s.core.Nodes(), s.jobsIn(api.StateDeferred)
 	s.mu.Unlock()
 	now := s.now()
 	var powerW, limitW float64
@@ -454,9 +462,7 @@ func (s *Server) pageTariff(w http.ResponseWriter, r *http.Request) {
 	}
 	var deferred []jobView
 	for _, j := range jobs {
-		if j.State == api.StateDeferred {
-			deferred = append(deferred, s.viewJob(j, plan.Currency()))
-		}
+		deferred = append(deferred, s.viewJob(j, plan.Currency()))
 	}
 	segs := plan.Segments(now.UTC(), now.UTC().Add(48*time.Hour))
 	var ts []time.Time
