@@ -132,7 +132,7 @@ func (c *Core) ListJobs(f JobFilter) ([]api.Job, string, error) {
 	case found:
 		i++
 	}
-	page := make([]api.Job, 0, min(f.Limit, len(list)))
+	page := make([]api.Job, 0, min(f.Limit, len(list), 128)) // never nil: an empty page is []
 	for ; i >= 0 && i < len(list); i += step {
 		if j := list[i]; f.match(j) {
 			if len(page) == f.Limit {
