@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -49,7 +50,8 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 // never silently lists everything.
 func jobFilterOf(q url.Values) (scheduler.JobFilter, error) {
 	f := scheduler.JobFilter{Limit: scheduler.DefaultJobPage}
-	for k, v := range q {
+	for _, k := range slices.Sorted(maps.Keys(q)) { // sorted: the same error every time
+		v := q[k]
 		switch {
 		case !slices.Contains(jobListParams, k):
 			return f, fmt.Errorf("unknown query parameter %q; GET /api/v1/jobs takes %s", k, strings.Join(jobListParams, ", "))
