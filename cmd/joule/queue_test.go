@@ -2,16 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/joulehq/joule/api"
-	"github.com/joulehq/joule/storage"
-	"github.com/joulehq/joule/web"
 )
 
 // liveServer serves schedulerd's real API on loopback from a bbolt file
@@ -19,24 +14,8 @@ import (
 // the CLI needs to reach it.
 func liveServer(t *testing.T, jobs []api.Job) map[string]string {
 	t.Helper()
-	db, err := storage.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Apply(storage.Batch{Jobs: jobs}); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := web.New(db, slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return now })
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := srv.EphemeralToken("tester", web.RoleAdmin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { hs.Close(); srv.Close(); db.Close() })
-	return map[string]string{"JOULE_SERVER": hs.URL, "JOULE_TOKEN": tok}
+	url, tok := serverWithJobs(t, now, jobs)
+	return map[string]string{"JOULE_SERVER": url, "JOULE_TOKEN": tok}
 }
 
 // queueJobs are j-1..j-9: what the default view shows depends on state and

@@ -20,10 +20,21 @@ import (
 // realServer runs schedulerd's web.Server on a real bbolt file on loopback
 // and returns its URL and an admin token.
 func realServer(t *testing.T, at time.Time) (string, string) {
+	return serverWithJobs(t, at, nil)
+}
+
+// serverWithJobs is realServer with jobs already in the bbolt file, as a
+// restarted schedulerd finds them.
+func serverWithJobs(t *testing.T, at time.Time, jobs []api.Job) (string, string) {
 	t.Helper()
 	db, err := storage.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(jobs) > 0 {
+		if err := db.Apply(storage.Batch{Jobs: jobs}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	srv, err := web.New(db, slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return at })
 	if err != nil {

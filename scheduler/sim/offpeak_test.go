@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -40,19 +41,27 @@ func pick(t *testing.T, f float64) (def, non int) {
 	return def, non
 }
 
+// wholeNodeJobs is a trace of identical 8-GPU jobs, all submitted at
+// submitS and lasting durationS, just long enough that fraction f picks
+// trace job def as deferrable and non as not.
+func wholeNodeJobs(t *testing.T, f float64, submitS, durationS int) (jobs []Job, def, non int) {
+	t.Helper()
+	def, non = pick(t, f)
+	csv := "job_id,submit_time_s,duration_s,num_gpus,user,status\n"
+	for i := range max(def, non) + 1 {
+		csv += fmt.Sprintf("j%d,%d,%d,8,,\n", i, submitS, durationS)
+	}
+	return trace(t, csv), def, non
+}
+
 // Jobs of one hour on 8 GPUs (a whole node) each, all submitted on Thursday 2021-03-04 at
 // 10:00 UTC, in the peak window. Under energy+cap+offpeak the deferrable one
 // waits for 20:00 (off-peak, its deadline Friday 10:00 is safe); the other
 // starts at once. Under fifo-firstfit and energy+cap nothing waits.
 func TestOffPeakDefersOnlyDeferrableJobsIntoTheCheapWindow(t *testing.T) {
 	const f = 0.5
-	def, non := pick(t, f)
-	n := max(def, non) + 1
-	csv := "job_id,submit_time_s,duration_s,num_gpus,user,status\n"
-	for i := range n {
-		csv += "j" + itoa(i) + ",36000,3600,8,,\n"
-	}
-	jobs := trace(t, csv)
+	jobs, def, non := wholeNodeJobs(t, f, 36000, 3600)
+	n := len(jobs)
 	submit := DefaultStart.Add(10 * time.Hour)
 	run := func(name string) Result {
 		r, err := Run(jobs, Config{Cluster: Uniform(n, "h100"), Policy: pol(t, name), BudgetW: 100000,
@@ -285,13 +294,8 @@ func TestOffPeakUrgentJobPreemptsDeferrableWork(t *testing.T) {
 // without; the replay's CO2 falls and its cost does not change much.
 func TestOffPeakPlansForCarbon(t *testing.T) {
 	const f = 0.5
-	def, non := pick(t, f)
-	n := max(def, non) + 1
-	csv := "job_id,submit_time_s,duration_s,num_gpus,user,status\n"
-	for i := range n {
-		csv += "j" + itoa(i) + ",14400,7200,8,,\n"
-	}
-	jobs := trace(t, csv)
+	jobs, def, non := wholeNodeJobs(t, f, 14400, 7200)
+	n := len(jobs)
 	run := func(perTonne string) Result {
 		p, err := tariff.Parse([]byte(`{"price_per_kwh": 0.15, "gco2_per_kwh": 400, "carbon_price_per_tonne": ` + perTonne + `,
 			"windows": [{"name": "solar", "start": "0 10 * * *", "end": "0 16 * * *", "price_per_kwh": 0.15, "gco2_per_kwh": 120}]}`))
