@@ -3,6 +3,7 @@ package sim
 import (
 	"container/heap"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -370,7 +371,11 @@ func Run(jobs []Job, cfg Config) (Result, error) {
 		}
 		limits := core.PowerLimits(now)
 		clear(capW)
-		for id, r := range running {
+		// In id order: the float sums and the sequence numbers of
+		// completions due at one instant must not follow map order, or two
+		// runs of one replay differ in the last digit.
+		for _, id := range slices.Sorted(maps.Keys(running)) {
+			r := running[id]
 			l := limits[id]
 			if l == 0 {
 				l = r.model.DefaultLimitW
