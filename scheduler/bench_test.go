@@ -181,3 +181,84 @@ func BenchmarkFullClusterPass(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkScheduleUnderNodeCap is one scheduling pass under energy+cap on
+// 200 nodes x 8 H100 GPUs with a cluster budget that holds the running jobs
+// near the admission bar (300 kW, about 60% of every GPU at its balanced
+// point) and 4,000 jobs queued, mixed sizes and energy policies: the pass
+// asks powerAdmits about every job it reaches (up to MaxScan) and starts
+// none. "node-cap" adds a per-node cap that binds (2,600 W, below 8 GPUs at
+// the balanced point); "cluster-only" is the same budget without it.
+// Compare their ns/op: go test ./scheduler -run '^$' -bench
+// ScheduleUnderNodeCap -count 5.
+func BenchmarkScheduleUnderNodeCap(b *testing.B) {
+	for _, mode := range []struct {
+		name     string
+		nodeMaxW float64
+	}{{"node-cap", 2600}, {"cluster-only", 0}} {
+		b.Run(mode.name, func(b *testing.B) {
+			c := benchCapCluster(b, 200, 4000, mode.nodeMaxW)
+			now := t0.Add(time.Hour)
+			running := c.running()
+			for b.Loop() {
+				now = now.Add(time.Second)
+				c.Schedule(now)
+			}
+			if got := c.running(); got != running {
+				b.Fatalf("%d jobs running after the passes, %d before: the passes must start none, or they measure different work", got, running)
+			}
+			b.ReportMetric(float64(running), "running")
+		})
+	}
+}
+
+// benchCapCluster is BenchmarkScheduleUnderNodeCap's setup: nodes x 8 H100
+// GPUs under energy+cap without profiling, a 300 kW budget with the given
+// per-node cap, and queued jobs (benchSize's sizes, every energy policy)
+// placed until the budget holds the rest.
+func benchCapCluster(b *testing.B, nodes, queued int, nodeMaxW float64) *Core {
+	b.Helper()
+	p, err := PolicyByName("energy+cap")
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := NewWithPolicy(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.NodeTimeout, c.Power.Profile = 0, false
+	for i := range nodes {
+		name := fmt.Sprintf("node-%05d", i)
+		c.Heartbeat(name, api.Heartbeat{GPUs: h100s(name, 8, 72)}, t0)
+	}
+	if _, err := c.SetBudget(api.PowerBudget{DefaultW: 300000, NodeMaxW: nodeMaxW}); err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	policies := []string{api.PolicyBalanced, api.PolicyBalanced, api.PolicyEfficient, api.PolicyPerformance}
+	for i := range queued {
+		s := powerSpec(fmt.Sprintf("b%d", i), policies[rng.IntN(len(policies))], benchSize(rng))
+		s.User, s.Project = fmt.Sprintf("u%d", rng.IntN(50)), fmt.Sprintf("p%d", rng.IntN(5))
+		s.Workload.Synthetic.Duration.Duration = time.Duration(1+rng.IntN(10)) * time.Hour
+		if _, err := c.Submit(s, t0.Add(time.Duration(i)*time.Millisecond)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Settle: the first passes start what the budget allows.
+	now := t0.Add(time.Hour)
+	for range 3 {
+		c.Schedule(now)
+	}
+	return c
+}
+
+// running counts the running jobs.
+func (c *Core) running() int {
+	n := 0
+	for _, j := range c.jobs {
+		if j.State == api.StateRunning {
+			n++
+		}
+	}
+	return n
+}
