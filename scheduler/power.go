@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -91,11 +92,71 @@ type powerState struct {
 	// why: within a pass demand only grows, so a job as large or larger with
 	// the same model curve is refused too without another allocation.
 	refused map[string]refusal
+	// gen counts changes to what an allocation reads (markAllocStale).
+	gen uint64
+	// admit memoises powerAdmits's refusals within one Schedule pass and
+	// one gen (admitMemo); admitMemoOff, for tests, builds the allocation's
+	// input afresh for every candidate and remembers nothing, as before
+	// the memo (TestAdmitMemoChangesNoDecision).
+	admit        admitMemo
+	admitMemoOff bool
+	// admitHits and admitMisses count the candidates the memo answered
+	// and those it allocated for (tests, benchmarks).
+	admitHits, admitMisses int
 }
 
 type refusal struct {
 	gpus   int
 	reason string
+}
+
+// admitMemo remembers powerAdmits's refusals while nothing an allocation
+// reads has changed: within one Schedule pass (one instant, no heartbeat)
+// and one gen (no job started, no node woken or suspended). A refusal is a
+// pure function of the allocation's input, and with the cluster fixed two
+// candidates' inputs differ only in the candidate's own part, admitKey. So
+// a refusal is reused only where the allocation would be the same, which,
+// unlike the refused memo (a job as large or larger of the same policy is
+// refused too), holds under per-node caps: the key names the nodes.
+//
+// base is the cluster's allocation input without the candidate, built once
+// per lifetime and copied for each candidate that misses; ids are its
+// running jobs' ids, sorted, for admitKey.rank.
+type admitMemo struct {
+	valid    bool
+	gen      uint64
+	at       time.Time
+	base     power.AllocInput
+	ids      []string
+	refusals map[admitKey]admitRefusal
+}
+
+// admitKey is everything of a candidate job that powerAdmits's answer
+// depends on once the cluster is fixed.
+type admitKey struct {
+	// nodes are the decision's nodes (their ords); with need they fix the
+	// GPUs the job takes, the idle GPUs beside them, the nodes woken for it
+	// and those that could be suspended for it.
+	nodes string
+	need  int
+	// job is its power behaviour: policy, profiling, curve.
+	job power.AllocJob
+	// lowW and lowAt are the lowest budget coming before it is expected
+	// to end, and when (they follow its runtime estimate).
+	lowW            float64
+	lowAtS, lowAtNs int64
+	// rank is how many running jobs' ids sort before its id: water-filling
+	// breaks ties between equal steps by job id, so the order of ids is
+	// part of the input, not only the numbers.
+	rank int
+}
+
+// admitRefusal is a memoised refusal. When its reason names the candidate
+// itself as the job it would slow most (selfRel > 0, the speed it would
+// keep), the reason is worded again with the next candidate's id.
+type admitRefusal struct {
+	reason  string
+	selfRel float64
 }
 
 // allocRefresh bounds how long an allocation is reused while nothing but
@@ -141,7 +202,7 @@ func (c *Core) budgetMinW(now, end time.Time) (minW float64, at time.Time) {
 }
 
 // markAllocStale makes the next allocate look at the state again.
-func (c *Core) markAllocStale() { c.pw.stale = true }
+func (c *Core) markAllocStale() { c.pw.stale, c.pw.gen = true, c.pw.gen+1 }
 
 // allocate is power.Allocate over the current state, memoised on its input
 // and rechecked at most every allocRefresh unless marked stale or the budget
@@ -474,31 +535,23 @@ const UnrunnablePrefix = "cannot run under the power budget"
 // A job whose GPUs at their minimum limits, with the idle GPUs of its nodes,
 // exceed the largest budget the plan ever puts in force can never start: its
 // reason starts with UnrunnablePrefix.
+//
+// Refusals are memoised within a pass twice over: by policy and size where
+// no per-node cap is in force (refused), and by the candidate's whole part
+// of the allocation's input otherwise (admitMemo). Both only skip
+// allocations whose answer is known: the decisions are those of allocating
+// every time (TestAdmitMemoChangesNoDecision).
 func (c *Core) powerAdmits(j *jobRec, d *decision, now time.Time) (reason string, shed []*nodeState) {
 	w := c.budgetW(now)
 	if w <= 0 && c.pw.budget.NodeMaxW() <= 0 {
 		return "", nil
 	}
-	// Per-node caps make refusals node-specific: no memo then.
-	memo := j.PowerCurve == nil && c.pw.budget.NodeMaxW() <= 0
-	if r, ok := c.pw.refused[j.Spec.EnergyPolicy]; memo && ok && j.Spec.GPUs >= r.gpus {
+	// Per-node caps make refusals node-specific: no memo by size then.
+	bySize := j.PowerCurve == nil && c.pw.budget.NodeMaxW() <= 0
+	if r, ok := c.pw.refused[j.Spec.EnergyPolicy]; bySize && ok && j.Spec.GPUs >= r.gpus {
 		return r.reason, nil
 	}
-	refuse := func(reason string) (string, []*nodeState) {
-		// A refusal for a coming budget drop depends on the job's runtime,
-		// not only its size: not memoised.
-		if memo && !strings.HasPrefix(reason, dropPrefix) {
-			if c.pw.refused == nil {
-				c.pw.refused = map[string]refusal{}
-			}
-			if r, ok := c.pw.refused[j.Spec.EnergyPolicy]; !ok || j.Spec.GPUs < r.gpus {
-				c.pw.refused[j.Spec.EnergyPolicy] = refusal{j.Spec.GPUs, reason}
-			}
-		}
-		return reason, nil
-	}
-	// The allocation as if the job ran on the decision's free GPUs.
-	in := c.allocInput(now)
+	// The GPUs it would take: the decision's first free ones.
 	m := power.Model{}
 	need := j.Spec.GPUs
 	taken := map[string]map[int]bool{}
@@ -506,19 +559,49 @@ func (c *Core) powerAdmits(j *jobRec, d *decision, now time.Time) (reason string
 	for _, n := range d.nodes {
 		inD[n.Name] = true
 		taken[n.Name] = map[int]bool{}
-		if n.power() == api.PowerSuspended { // it would be woken: its GPUs count again
-			for _, g := range n.GPUs {
-				if cappable(g) {
-					in.GPUs = append(in.GPUs, power.AllocGPU{Node: n.Name, Index: g.Index,
-						MinLimitW: g.MinLimitW, MaxLimitW: g.MaxLimitW, IdleW: c.gpuModel(g).IdleW})
-				}
-			}
-		}
 		for _, g := range n.GPUs {
 			if _, busy := n.holder[g.Index]; !busy && need > 0 && cappable(g) {
 				taken[n.Name][g.Index] = true
 				m = c.gpuModel(g)
 				need--
+			}
+		}
+	}
+	job := c.allocJob(&j.Job, m)
+	// The lowest budget it would run under: its expected runtime, slowed
+	// as far as admission lets the budget slow it.
+	run := float64(Estimate(j.Spec, j.Progress)) * (1 + c.Power.MaxSlowdown) / math.Max(c.Power.AdmitRel, power.MinRelThroughput)
+	lowW, lowAt := c.budgetMinW(now, now.Add(time.Duration(math.Min(run, float64(budgetLookahead)))))
+
+	// A candidate of the same shape was refused in this pass already?
+	am := c.admitMemoAt(now)
+	key, keyed := am.key(j, d, job, lowW, lowAt)
+	if r, ok := am.refusals[key]; keyed && ok {
+		c.pw.admitHits++
+		if r.selfRel > 0 {
+			r.reason = c.slowReason(w, j.ID, r.selfRel)
+		}
+		return c.refuse(j, bySize, r.reason)
+	}
+	c.pw.admitMisses++
+	refuse := func(reason string, selfRel float64) (string, []*nodeState) {
+		if keyed {
+			am.refusals[key] = admitRefusal{reason: reason, selfRel: selfRel}
+		}
+		return c.refuse(j, bySize, reason)
+	}
+
+	// The allocation as if the job ran there: the cluster's input, its
+	// nodes woken if suspended (their GPUs count again), the job on the
+	// GPUs it takes.
+	in := am.input()
+	for _, n := range d.nodes {
+		if n.power() == api.PowerSuspended {
+			for _, g := range n.GPUs {
+				if cappable(g) {
+					in.GPUs = append(in.GPUs, power.AllocGPU{Node: n.Name, Index: g.Index,
+						MinLimitW: g.MinLimitW, MaxLimitW: g.MaxLimitW, IdleW: c.gpuModel(g).IdleW})
+				}
 			}
 		}
 	}
@@ -536,21 +619,17 @@ func (c *Core) powerAdmits(j *jobRec, d *decision, now time.Time) (reason string
 	}
 	if maxW := c.pw.budget.MaxW(); maxW > 0 && floorW > maxW {
 		return refuse(fmt.Sprintf("%s: its %d GPUs at their minimum power limits, with the idle GPUs of its nodes, draw %.0f W, above the largest budget of %.0f W; raise the budget or ask for fewer GPUs",
-			UnrunnablePrefix, j.Spec.GPUs, floorW, maxW))
+			UnrunnablePrefix, j.Spec.GPUs, floorW, maxW), 0)
 	}
-	in.Jobs[j.ID] = c.allocJob(&j.Job, m)
-	// The lowest budget it would run under: its expected runtime, slowed
-	// as far as admission lets the budget slow it.
-	run := float64(Estimate(j.Spec, j.Progress)) * (1 + c.Power.MaxSlowdown) / math.Max(c.Power.AdmitRel, power.MinRelThroughput)
-	lowW, lowAt := c.budgetMinW(now, now.Add(time.Duration(math.Min(run, float64(budgetLookahead)))))
-	why := c.admits(j, in, w, lowW, lowAt)
+	in.Jobs[j.ID] = job
+	why, selfRel := c.admits(j, in, w, lowW, lowAt)
 	if why == "" {
 		return "", nil
 	}
 	// Under a policy that suspends idle nodes: would it start with the idle
 	// nodes outside d suspended?
 	if !c.policy.SuspendIdle || w <= 0 {
-		return refuse(why)
+		return refuse(why, selfRel)
 	}
 	idle := map[string]bool{}
 	for _, n := range c.order {
@@ -560,32 +639,93 @@ func (c *Core) powerAdmits(j *jobRec, d *decision, now time.Time) (reason string
 		}
 	}
 	if len(shed) == 0 {
-		return refuse(why)
+		return refuse(why, selfRel)
 	}
 	in.GPUs = slices.DeleteFunc(in.GPUs, func(g power.AllocGPU) bool { return idle[g.Node] })
-	if why := c.admits(j, in, w, lowW, lowAt); why != "" {
-		return refuse(why)
+	if why, selfRel := c.admits(j, in, w, lowW, lowAt); why != "" {
+		return refuse(why, selfRel)
 	}
 	return "", shed
 }
 
+// refuse records a refusal of job j in the memo by policy and size (when
+// bySize says it applies) and returns it. A refusal for a coming budget
+// drop depends on the job's runtime, not only its size: not recorded there.
+func (c *Core) refuse(j *jobRec, bySize bool, reason string) (string, []*nodeState) {
+	if bySize && !strings.HasPrefix(reason, dropPrefix) {
+		if c.pw.refused == nil {
+			c.pw.refused = map[string]refusal{}
+		}
+		if r, ok := c.pw.refused[j.Spec.EnergyPolicy]; !ok || j.Spec.GPUs < r.gpus {
+			c.pw.refused[j.Spec.EnergyPolicy] = refusal{j.Spec.GPUs, reason}
+		}
+	}
+	return reason, nil
+}
+
+// forgetRefusals starts a pass: power refusals hold within one pass.
+func (c *Core) forgetRefusals() {
+	c.pw.refused = nil
+	c.pw.admit.valid = false
+}
+
+// admitMemoAt is the admission memo for the cluster as it is at now,
+// started afresh when anything an allocation reads changed since it was
+// built (markAllocStale), at another instant, or in another pass; with
+// admitMemoOff, for every candidate (as before the memo).
+func (c *Core) admitMemoAt(now time.Time) *admitMemo {
+	a := &c.pw.admit
+	if !a.valid || a.gen != c.pw.gen || !a.at.Equal(now) || c.pw.admitMemoOff {
+		base := c.allocInput(now)
+		*a = admitMemo{valid: true, gen: c.pw.gen, at: now, base: base,
+			ids: slices.Sorted(maps.Keys(base.Jobs)), refusals: map[admitKey]admitRefusal{}}
+	}
+	return a
+}
+
+// key is candidate j's key, for decision d with power behaviour job and
+// the lowest coming budget lowW at lowAt; false if it has none (it holds
+// GPUs already, so the cluster's input is not without it).
+func (a *admitMemo) key(j *jobRec, d *decision, job power.AllocJob, lowW float64, lowAt time.Time) (admitKey, bool) {
+	rank, found := slices.BinarySearch(a.ids, j.ID)
+	if found {
+		return admitKey{}, false
+	}
+	nodes := make([]byte, 0, 8*len(d.nodes))
+	for _, n := range d.nodes {
+		nodes = strconv.AppendInt(append(nodes, ','), int64(n.ord), 10)
+	}
+	return admitKey{nodes: string(nodes), need: j.Spec.GPUs, job: job, lowW: lowW,
+		lowAtS: lowAt.Unix(), lowAtNs: int64(lowAt.Nanosecond()), rank: rank}, true
+}
+
+// input is a copy of the cluster's allocation input, for one candidate to
+// change.
+func (a *admitMemo) input() power.AllocInput {
+	in := a.base
+	in.GPUs = slices.Clone(a.base.GPUs)
+	in.Jobs = maps.Clone(a.base.Jobs)
+	return in
+}
+
 // admits says why the allocation in, which includes job j, refuses it ("" if
-// it does not): see powerAdmits.
+// it does not): see powerAdmits. selfRel > 0 says the reason names j itself
+// as the job slowed most, to that share of its operating speed.
 //
 // lowW, when below w, is a lower budget coming at lowAt before the job is
 // expected to end: with it running, the GPUs must fit that one too (at
 // their minimum limits), or the cluster would be over it at lowAt.
-func (c *Core) admits(j *jobRec, in power.AllocInput, w, lowW float64, lowAt time.Time) string {
+func (c *Core) admits(j *jobRec, in power.AllocInput, w, lowW float64, lowAt time.Time) (why string, selfRel float64) {
 	a := power.Allocate(in)
 	if !a.Fits {
-		return fmt.Sprintf("waiting for power: with it running the GPUs' minimum draw exceeds the %.0f W budget in force", w)
+		return fmt.Sprintf("waiting for power: with it running the GPUs' minimum draw exceeds the %.0f W budget in force", w), 0
 	}
 	if lowW > 0 && lowW < w {
 		low := in
 		low.BudgetW = math.Max(lowW-c.uncappedW(), 0)
 		if !power.Allocate(low).Fits {
 			return fmt.Sprintf("%s to %.0f W at %s, before it is expected to end, and with it running the GPUs' minimum draw would exceed that",
-				dropPrefix, lowW, clockAt(lowAt))
+				dropPrefix, lowW, clockAt(lowAt)), 0
 		}
 	}
 	worst, who := 1.0, ""
@@ -618,11 +758,20 @@ func (c *Core) admits(j *jobRec, in power.AllocInput, w, lowW float64, lowAt tim
 			worst, who = rel, id
 		}
 	}
-	if who != "" {
-		return fmt.Sprintf("waiting for power: under the %.0f W budget in force, starting it would slow %s to %.0f%% of its operating speed (a job starts only if every job keeps %.0f%%)",
-			w, who, 100*worst, 100*c.Power.AdmitRel)
+	if who == "" {
+		return "", 0
 	}
-	return ""
+	if who == j.ID {
+		selfRel = worst
+	}
+	return c.slowReason(w, who, worst), selfRel
+}
+
+// slowReason is the reason a job waits when starting it would slow job
+// who to rel of its operating speed under the budget w.
+func (c *Core) slowReason(w float64, who string, rel float64) string {
+	return fmt.Sprintf("waiting for power: under the %.0f W budget in force, starting it would slow %s to %.0f%% of its operating speed (a job starts only if every job keeps %.0f%%)",
+		w, who, 100*rel, 100*c.Power.AdmitRel)
 }
 
 // shedIdle suspends awake nodes that hold no job when the budget in force

@@ -52,7 +52,7 @@ func (c *Core) Schedule(now time.Time) Changes {
 	// the reservation until the next placement, so they are built once.
 	c.reasons = map[reasonKey]string{}
 	c.lastRes = nil
-	c.pw.refused = nil // power refusals hold within one pass
+	c.forgetRefusals() // power refusals hold within one pass
 	full := func() bool {
 		// With nothing free, only the head job is examined (for its reason
 		// and reservation).
