@@ -115,6 +115,11 @@ type unit struct {
 	// profiling units are lowered only once every other unit is at its
 	// minimum: their agent is measuring at the limit they were given.
 	profiling bool
+	// relW and relV remember rel at one limit (relOK: they are set):
+	// water-filling asks for the relative throughput at a unit's limit
+	// again after each step, and each costs a math.Pow.
+	relW, relV float64
+	relOK      bool
 }
 
 func (u *unit) drawW() float64 {
@@ -129,6 +134,21 @@ func (u *unit) rel(l float64) float64 {
 		return 1
 	}
 	return CurveRel(l/u.curve.UncappedW, u.curve.A, u.curve.K)
+}
+
+// relAt is rel(l), remembered for the last l asked.
+func (u *unit) relAt(l float64) float64 {
+	if !u.relOK || l != u.relW {
+		u.relW, u.relV, u.relOK = l, u.rel(l), true
+	}
+	return u.relV
+}
+
+// opKey is what a job's operating point depends on (OperatingPointW).
+type opKey struct {
+	curve    JobCurve
+	loW, hiW float64
+	policy   string
 }
 
 // Allocate gives every GPU a power limit. The pipeline, whole:
@@ -167,6 +187,9 @@ func Allocate(in AllocInput) Allocation {
 		u.gpus = append(u.gpus, g)
 		u.loW, u.hiW = math.Max(u.loW, g.MinLimitW), math.Min(u.hiW, g.MaxLimitW)
 	}
+	// Jobs alike share an operating point, computed once per call (the
+	// efficient policy's scans every watt of the range).
+	points := map[opKey]float64{}
 	for _, u := range byJob {
 		if u.loW > u.hiW { // disjoint constraints: the tightest upper bound wins
 			u.loW = u.hiW
@@ -177,7 +200,13 @@ func Allocate(in AllocInput) Allocation {
 		if j.Profiling {
 			policy = api.PolicyPerformance
 		}
-		u.targetW = OperatingPointW(j.Curve, u.loW, u.hiW, policy, in.MaxSlowdown)
+		k := opKey{curve: j.Curve, loW: u.loW, hiW: u.hiW, policy: policy}
+		target, ok := points[k]
+		if !ok {
+			target = OperatingPointW(j.Curve, u.loW, u.hiW, policy, in.MaxSlowdown)
+			points[k] = target
+		}
+		u.targetW = target
 		u.limitW = u.targetW
 		u.profiling = j.Profiling
 	}
@@ -209,7 +238,7 @@ func Allocate(in AllocInput) Allocation {
 		}
 		if u.busy {
 			out.JobLimitW[u.id], out.JobTargetW[u.id] = u.limitW, u.targetW
-			out.JobRel[u.id] = u.rel(u.limitW) / u.rel(u.targetW)
+			out.JobRel[u.id] = u.relAt(u.limitW) / u.rel(u.targetW)
 		}
 	}
 	return out
@@ -275,7 +304,10 @@ func newStep(u *unit, stepW float64) step {
 		// down to it (never below the minimum).
 		d = u.limitW - math.Max(uw, u.loW)
 	}
-	return step{u: u, dW: d, lossPerW: (u.rel(u.limitW) - u.rel(u.limitW-d)) / d}
+	// rel at the limit is usually the rel at the end of the unit's last
+	// step (relAt remembers it); rel below it is then remembered for the
+	// next.
+	return step{u: u, dW: d, lossPerW: (u.relAt(u.limitW) - u.relAt(u.limitW-d)) / d}
 }
 
 // stepHeap is a binary min-heap of steps: profiling jobs last, then by
