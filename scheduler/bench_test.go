@@ -200,9 +200,13 @@ func BenchmarkScheduleUnderNodeCap(b *testing.B) {
 			c := benchCapCluster(b, 200, 4000, mode.nodeMaxW)
 			now := t0.Add(time.Hour)
 			running := c.running()
+			hits, misses := c.pw.admitHits, c.pw.admitMisses
 			for b.Loop() {
 				now = now.Add(time.Second)
 				c.Schedule(now)
+			}
+			if asked := c.pw.admitHits - hits + c.pw.admitMisses - misses; asked > 0 {
+				b.ReportMetric(float64(c.pw.admitHits-hits)/float64(asked), "memo-hits/admission")
 			}
 			if got := c.running(); got != running {
 				b.Fatalf("%d jobs running after the passes, %d before: the passes must start none, or they measure different work", got, running)

@@ -129,4 +129,3 @@ func TestNodeCapReplayGolden(t *testing.T) {
 		t.Errorf("%d of %d placements changed", diffs, len(want.Placements))
 	}
 }
-
