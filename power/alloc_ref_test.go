@@ -213,7 +213,6 @@ func (h *stepHeapRef) pop() stepRef {
 	return top
 }
 
-
 // TestAllocateMatchesReference: over random clusters, Allocate gives
 // exactly (bit for bit) what allocateRef gives, under a budget, per-node
 // caps, both or neither. Half the trials fill the nodes with jobs alike
