@@ -89,6 +89,7 @@ Examples:
   schedulerd simulate --trace ../shared/traces/itp_cluster05.csv --nodes 12 --policy energy -o json
   schedulerd simulate --trace ../shared/traces/itp_cluster05.csv --nodes 12 --policy energy,energy+cap --budget-kw 6
   schedulerd simulate --trace ../shared/traces/itp_cluster05.csv --nodes 12 --policy energy+cap --budget examples/budget-day-night.json
+  schedulerd simulate --trace ../shared/traces/itp_cluster05.csv --nodes 12 --policy energy+cap --budget examples/budget-node-cap.json
   schedulerd simulate --trace t.csv --cluster nodes.csv --node-power idle=1200,suspended=30,wake=3m
   schedulerd simulate --trace ../shared/traces/itp_cluster09.csv --nodes 6 --policy fifo-firstfit,energy+cap+offpeak \
       --budget-kw 40 --tariff examples/tariff-two-rate.json --deferrable-fraction 0.3
