@@ -280,7 +280,7 @@ func (c *Core) SetBudget(b api.PowerBudget) (api.PowerBudget, error) {
 	}
 	c.pw.budget, c.pw.wattsAt, c.pw.steps = p, time.Time{}, nil
 	c.markAllocStale()
-	if b.DefaultW == 0 && len(b.Windows) == 0 {
+	if b.DefaultW == 0 && len(b.Windows) == 0 && b.NodeMaxW == 0 {
 		c.pw.budget = nil
 		c.markAllocStale()
 	}

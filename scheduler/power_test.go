@@ -117,6 +117,32 @@ func TestBudgetChangeLowersLimitsAndHoldsNewJobs(t *testing.T) {
 	}
 }
 
+// A budget of a per-node cap alone, with no cluster budget, holds each
+// node's GPUs under the cap; it is kept, not dropped as "no budget".
+func TestNodeMaxAloneCapsEachNode(t *testing.T) {
+	c := New()
+	c.Power.Profile = false
+	c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0)
+	for i := range 2 {
+		c.Submit(powerSpec(fmt.Sprintf("big-%d", i), api.PolicyPerformance, 4), t0)
+	}
+	c.Schedule(t0)
+	if _, err := c.SetBudget(api.PowerBudget{NodeMaxW: 3000}); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.BudgetStatus(t0); st.Budget.NodeMaxW != 3000 || st.WattsNow != 0 {
+		t.Fatalf("budget status %+v: want node_max_w 3000 kept and no cluster budget", st)
+	}
+	reply, _ := c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0.Add(time.Second))
+	var sum float64
+	for _, l := range reply.LimitsW {
+		sum += l
+	}
+	if sum > 3000+1e-6 || sum < 2900 {
+		t.Errorf("node a's limits add up to %v W (%v); want at most the 3000 W node cap, and most of it used", sum, reply.LimitsW)
+	}
+}
+
 func TestSetBudgetRefusals(t *testing.T) {
 	c := New()
 	c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0)

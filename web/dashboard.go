@@ -32,6 +32,7 @@ var dashboardFS embed.FS
 var pages = func() map[string]*template.Template {
 	base := template.Must(template.New("").Funcs(template.FuncMap{
 		"pct": func(f float64) float64 { return 100 * f },
+		"inc": func(i int) int { return i + 1 }, // 1-based numbers, as the CLI prints them
 	}).ParseFS(dashboardFS, "dashboard/*.html"))
 	out := map[string]*template.Template{}
 	for _, page := range []string{"cluster", "queue", "job", "reports", "tariff"} {
@@ -448,6 +449,7 @@ func (s *Server) pageReports(w http.ResponseWriter, r *http.Request) {
 func (s *Server) pageTariff(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	plan, nodes, jobs := s.core.Tariff(), s.core.Nodes(), s.jobsIn(api.StateDeferred)
+	budget := s.core.BudgetStatus(s.now())
 	s.mu.Unlock()
 	now := s.now()
 	var powerW, limitW float64
@@ -476,10 +478,12 @@ func (s *Server) pageTariff(w http.ResponseWriter, r *http.Request) {
 	v := struct {
 		Tariff                  tariff.Tariff
 		Now                     tariff.Rate
+		Budget                  api.PowerBudgetStatus
+		BudgetWindowNo          int // 1-based, as joule power numbers them; 0: the default
 		PowerW, LimitW          float64
 		PriceChart, CarbonChart template.HTML
 		Deferred                []jobView
-	}{Tariff: plan.Tariff(), Now: plan.At(now), PowerW: powerW, LimitW: limitW, Deferred: deferred,
+	}{Tariff: plan.Tariff(), Now: plan.At(now), Budget: budget, BudgetWindowNo: budget.Window + 1, PowerW: powerW, LimitW: limitW, Deferred: deferred,
 		PriceChart:  lineChart("price, next 48 h (UTC)", plan.Currency()+"/kWh", ts, []lineSeries{{"price", price}}, true),
 		CarbonChart: lineChart("carbon intensity, next 48 h (UTC)", "gCO2/kWh", ts, []lineSeries{{"gCO2", carbon}}, true)}
 	s.render(w, r, "tariff", "Budget and tariffs", 10*time.Second, v)

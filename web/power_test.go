@@ -57,6 +57,12 @@ func TestPowerBudgetAPI(t *testing.T) {
 	if b, ok, err := db.PowerBudget(); !ok || err != nil || b.NodeMaxW != 2500 {
 		t.Fatalf("stored %+v %v %v", b, ok, err)
 	}
+	// The dashboard's budget page shows it.
+	if code, page := do(t, ts, "GET", "/tariff", ""); code != http.StatusOK ||
+		!strings.Contains(page, "Budget in force: <b>3000 W</b>, at most 2500 W per node") ||
+		!strings.Contains(page, "<td>window 1</td><td><code>0 0 * * *</code></td><td><code>0 6 * * *</code></td><td>5000</td>") {
+		t.Errorf("GET /tariff: %d, want the budget, its node cap and its window:\n%s", code, page)
+	}
 	// A job runs; the heartbeat reply gives its GPU a limit and the idle
 	// ones their minimum.
 	if code, body := do(t, ts, "POST", "/api/v1/jobs", spec(1)); code != http.StatusCreated {

@@ -176,6 +176,8 @@ func renderPower(w io.Writer, st api.PowerBudgetStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	b := st.Budget
 	switch {
+	case st.WattsNow == 0 && b.NodeMaxW > 0:
+		fmt.Fprintf(tw, "IN FORCE\tnone for the cluster\t(each node's GPUs at most %s)\n", formatPower(b.NodeMaxW))
 	case st.WattsNow == 0:
 		fmt.Fprintln(tw, "IN FORCE\tnone\t(no budget: every job runs at its policy's operating point)")
 	case st.Window >= 0 && st.Window < len(b.Windows):
