@@ -356,7 +356,11 @@ func (c *Core) requeuePreempted(j *jobRec, ch *Changes) {
 	}
 	j.State, j.Node, j.GPUIndices, j.GangNodes, j.StartedAt = api.StateQueued, "", nil, nil, nil
 	j.Reason = fmt.Sprintf("preempted for job %s; requeued to resume from its checkpoint", j.preemptedBy)
-	j.yieldTo, j.preemptedBy = j.preemptedBy, ""
+	j.yieldTo = j.preemptedBy
+	if j.preemptedBy == forPower {
+		j.Reason, j.yieldTo = "preempted to bring the GPUs under a lowered power budget; requeued to resume from its checkpoint", ""
+	}
+	j.preemptedBy = ""
 	c.enqueue(j)
 	ch.addJob(j)
 }

@@ -827,6 +827,65 @@ func (c *Core) shedIdle(now time.Time, ch *Changes) {
 	}
 }
 
+// forPower is the preemptedBy of a job stopped by shedJobs: for no other job,
+// for the power budget.
+const forPower = "(power budget)"
+
+// shedJobs stops running jobs when the budget in force cannot hold even
+// their GPUs at their minimum limits once idle nodes are shed: a budget
+// lowered below that (SetBudget's floor under a policy that suspends idle
+// nodes is one node's minimum, not the running jobs'), or a window that came
+// while jobs ran past the estimate that admitted them. Without it the
+// cluster would stay over the budget until jobs ended. Victims go lowest
+// priority first, then the most recently started (the least work lost),
+// until the allocation without them fits; jobs already stopping count as
+// gone. Each is preempted (a train job checkpoints) and requeued, and waits
+// for power like any job. Changed jobs go into ch.
+func (c *Core) shedJobs(now time.Time, ch *Changes) {
+	w := c.budgetW(now)
+	if w <= 0 || c.allocate(now).Fits {
+		return
+	}
+	in := c.allocInput(now)
+	gone := func(id string) {
+		for i := range in.GPUs {
+			if in.GPUs[i].Job == id {
+				in.GPUs[i].Job = ""
+			}
+		}
+		delete(in.Jobs, id)
+	}
+	var running []*jobRec
+	for id := range in.Jobs {
+		if j := c.jobs[id]; j == nil || j.Stopping {
+			gone(id)
+		} else {
+			running = append(running, j)
+		}
+	}
+	slices.SortFunc(running, func(a, b *jobRec) int {
+		if a.Spec.Priority != b.Spec.Priority {
+			return a.Spec.Priority - b.Spec.Priority
+		}
+		if a.StartedAt != nil && b.StartedAt != nil && !a.StartedAt.Equal(*b.StartedAt) {
+			return b.StartedAt.Compare(*a.StartedAt)
+		}
+		return b.seq - a.seq
+	})
+	for _, v := range running {
+		if power.Allocate(in).Fits {
+			return
+		}
+		gone(v.ID)
+		c.markStopping(v)
+		v.preemptedBy = forPower
+		v.Reason = fmt.Sprintf("being preempted: the %.0f W power budget in force cannot hold the running jobs' GPUs even at their minimum limits", w)
+		c.share.stop(v, now)
+		c.markAllocStale()
+		ch.addJob(v)
+	}
+}
+
 // suspend suspends an awake node that holds no job.
 func (c *Core) suspend(n *nodeState, now time.Time, ch *Changes) {
 	c.setPower(n, api.PowerSuspended, now)

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,6 +141,63 @@ func TestNodeMaxAloneCapsEachNode(t *testing.T) {
 	}
 	if sum > 3000+1e-6 || sum < 2900 {
 		t.Errorf("node a's limits add up to %v W (%v); want at most the 3000 W node cap, and most of it used", sum, reply.LimitsW)
+	}
+}
+
+// A budget lowered below what the running jobs' GPUs draw at their minimum
+// limits (accepted under a policy that suspends idle nodes: its floor is one
+// node's minimum) stops jobs until the rest fit, lowest priority first, then
+// the most recently started. The victim is preempted and requeued, waits
+// for power, and the cluster is under the new budget once its agent has
+// stopped it.
+func TestLoweredBudgetPreemptsUntilItFits(t *testing.T) {
+	c := New()
+	c.Power.Profile = false
+	for _, n := range []string{"a", "b"} {
+		c.Heartbeat(n, api.Heartbeat{GPUs: h100s(n, 8, 72)}, t0)
+	}
+	hi := powerSpec("hi", api.PolicyPerformance, 8)
+	hi.Priority = 80
+	ids := map[string]string{}
+	for i, s := range []api.JobSpec{hi, powerSpec("lo-old", api.PolicyPerformance, 4), powerSpec("lo-new", api.PolicyPerformance, 4)} {
+		at := t0.Add(time.Duration(i) * time.Second)
+		j, _ := c.Submit(s, at)
+		c.Schedule(at)
+		ids[s.Name] = j.ID
+	}
+	for name, id := range ids {
+		if j, _ := c.Job(id); j.State != api.StateRunning {
+			t.Fatalf("%s is %s (%s), want running", name, j.State, j.Reason)
+		}
+	}
+	// 16 GPUs at 200 W = 3200 W at the least. Without lo-new: 12 x 200 W
+	// + its 4 GPUs idle at 72 W = 2688 W, under 2700 W.
+	if _, err := c.SetBudget(api.PowerBudget{DefaultW: 2700}); err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(10 * time.Second)
+	c.Schedule(now)
+	for name, stopping := range map[string]bool{"hi": false, "lo-old": false, "lo-new": true} {
+		j, _ := c.Job(ids[name])
+		if j.Stopping != stopping || j.State != api.StateRunning {
+			t.Errorf("%s: %s, stopping %v (%s); want running, stopping %v", name, j.State, j.Stopping, j.Reason, stopping)
+		}
+	}
+	victim, _ := c.Job(ids["lo-new"])
+	reply, _ := c.Heartbeat(victim.Node, api.Heartbeat{GPUs: h100s(victim.Node, 8, 72), Jobs: []api.JobReport{
+		{ID: ids["lo-old"], State: api.StateRunning}, {ID: ids["lo-new"], State: api.StateRunning}}}, now.Add(time.Second))
+	if !slices.Contains(reply.Preempt, ids["lo-new"]) || len(reply.Preempt) != 1 {
+		t.Fatalf("reply preempts %v, want %s alone (checkpoint and requeue)", reply.Preempt, ids["lo-new"])
+	}
+	// Its agent stops it: it is requeued and waits for power.
+	c.Heartbeat(victim.Node, api.Heartbeat{GPUs: h100s(victim.Node, 8, 72), Jobs: []api.JobReport{
+		{ID: ids["lo-old"], State: api.StateRunning}, {ID: ids["lo-new"], State: api.StatePreempted}}}, now.Add(2*time.Second))
+	c.Schedule(now.Add(2 * time.Second))
+	if j, _ := c.Job(ids["lo-new"]); j.State != api.StateQueued || !strings.Contains(j.Reason, "waiting for power") {
+		t.Errorf("victim after its stop: %s (%s); want queued, waiting for power", j.State, j.Reason)
+	}
+	if st := c.BudgetStatus(now.Add(2 * time.Second)); st.AllocatedW > 2700+1e-6 {
+		t.Errorf("allocated %v W over the 2700 W budget", st.AllocatedW)
 	}
 }
 

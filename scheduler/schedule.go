@@ -36,8 +36,10 @@ func (c *Core) Schedule(now time.Time) Changes {
 	var ch Changes
 	c.freed = false
 	// Under a budget that holds running jobs down (or cannot hold the awake
-	// GPUs at all), idle nodes give their watts back (power.go).
+	// GPUs at all), idle nodes give their watts back, and if that is not
+	// enough, running jobs stop (power.go).
 	c.shedIdle(now, &ch)
+	c.shedJobs(now, &ch)
 	clear(c.keepAwake) // this pass decides again (holdForUrgent)
 	cur := c.queue.cursor()
 	j := cur.next()
