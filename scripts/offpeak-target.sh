@@ -44,8 +44,8 @@ runs=("$@")
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/" ./cmd/schedulerd
-printf '%-18s %5s %7s | %-60s | %-33s | %s\n' "" "" "" "energy+cap+offpeak vs fifo-firstfit" "vs energy+cap" ""
-printf '%-18s %5s %7s | %6s %6s %6s %6s %9s %10s %8s | %6s %6s %8s %8s | %s\n' trace nodes budget cost co2 missed fifo_m not_fifo unmeetable jct_non cost co2 cap_m jct_non wall_s
+printf '%-18s %5s %5s %7s | %-60s | %-33s | %s\n' "" "" "" "" "energy+cap+offpeak vs fifo-firstfit" "vs energy+cap" ""
+printf '%-18s %5s %5s %7s | %6s %6s %6s %6s %9s %10s %8s | %6s %6s %8s %8s | %s\n' trace nodes util budget cost co2 missed fifo_m not_fifo unmeetable jct_non cost co2 cap_m jct_non wall_s
 for r in "${runs[@]}"; do
 	trace=${r%%:*} nodes=${r##*:}
 	if [[ ! -f $trace ]]; then
@@ -68,11 +68,11 @@ def ratio(x, y):
     return x / y if y else float("nan")  # no non-deferrable jobs at F=1
 # Missed by offpeak but met by fifo-firstfit: compared job by job.
 not_fifo = len(set(oo.get("missed_jobs") or []) - set(ob.get("missed_jobs") or []))
-print("%-18s %5s %7s | %5.3fx %5.3fx %6d %6d %9d %10d %7.3fx | %5.3fx %5.3fx %8d %7.3fx | %s" % (
-    os.path.basename(t), n, budget,
+print("%-18s %5s %5.2f %7s | %5.3fx %5.3fx %6d %6d %9d %10d %7.3fx | %5.3fx %5.3fx %8d %7.3fx | %s" % (
+    os.path.basename(t), n, b["gpu_utilization"], budget,
     o["cost"] / b["cost"], o["co2_kg"] / b["co2_kg"], oo["deadlines_missed"], ob["deadlines_missed"], not_fifo, oo["deadlines_unmeetable"],
     ratio(oo["mean_jct_nondeferrable_s"], ob["mean_jct_nondeferrable_s"]),
     o["cost"] / c["cost"], o["co2_kg"] / c["co2_kg"], oc["deadlines_missed"], ratio(oo["mean_jct_nondeferrable_s"], oc["mean_jct_nondeferrable_s"]), wall))
 PY
 done
-echo "F=$f; tariff $tariff; levers $levers; preempt loss $loss; balanced slowdown $slowdown; budget = nodes x 8 GPUs x ${per_gpu} kW; missed: meetable deferrable jobs (<= 24 h long) finished > 24 h after submission (fifo_m, cap_m: under fifo-firstfit, energy+cap; not_fifo: missed here but met by fifo-firstfit); unmeetable: picked jobs longer than 24 h, run as not deferrable; jct_non: mean JCT of the other jobs (unmeetable included); wall_s: the three replays' wall time (run side by side)"
+echo "util: fifo-firstfit's mean GPU utilisation (issue 5 sizes the replays for 0.60-0.80); F=$f; tariff $tariff; levers $levers; preempt loss $loss; balanced slowdown $slowdown; budget = nodes x 8 GPUs x ${per_gpu} kW; missed: meetable deferrable jobs (<= 24 h long) finished > 24 h after submission (fifo_m, cap_m: under fifo-firstfit, energy+cap; not_fifo: missed here but met by fifo-firstfit); unmeetable: picked jobs longer than 24 h, run as not deferrable; jct_non: mean JCT of the other jobs (unmeetable included); wall_s: the three replays' wall time (run side by side)"
