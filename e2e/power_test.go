@@ -103,3 +103,58 @@ workload: {synthetic: {duration: 1h, utilization: 0.9}}
 		t.Errorf("the job's curve was lost across kill -9: %+v", j2.PowerCurve)
 	}
 }
+
+// TestLoweredBudgetPreemptsAJob runs schedulerd and two simulated agents as
+// real processes, each node busy with an 8-GPU job. `joule power` then sets a
+// budget that even every busy GPU at its 200 W minimum (3200 W) exceeds, but
+// one node's minimum does not (the energy policy's floor): the
+// lower-priority job is preempted and requeued, waiting for power, and the
+// measured draw comes under the budget; the other job keeps running.
+func TestLoweredBudgetPreemptsAJob(t *testing.T) {
+	c := newCluster(t)
+	const beat = 300 * time.Millisecond
+	for _, n := range []string{"agent-a", "agent-b"} {
+		c.startAgent(n, "--heartbeat", beat.String())
+	}
+	c.waitFor("two nodes", 10*time.Second, func() bool {
+		out, err := c.joule("nodes", "-o", "json")
+		var n []api.Node
+		return err == nil && json.Unmarshal([]byte(out), &n) == nil && len(n) == 2
+	})
+	keep := c.submit(c.writeSpec("keep.yaml", `
+name: keep
+user: bob
+gpus: 8
+priority: 80
+energy_policy: performance
+workload: {synthetic: {duration: 1h, utilization: 0.9}}
+`))
+	shed := c.submit(c.writeSpec("shed.yaml", `
+name: shed
+user: bob
+gpus: 8
+priority: 20
+energy_policy: performance
+workload: {synthetic: {duration: 1h, utilization: 0.9}}
+`))
+	c.waitFor("both jobs running", 20*time.Second, func() bool {
+		return c.job(keep).State == api.StateRunning && c.job(shed).State == api.StateRunning
+	})
+	start := time.Now()
+	c.mustJoule("power", "--default", "2500W")
+	c.waitFor("the low-priority job requeued and the draw under 2500 W", 20*time.Second, func() bool {
+		var st api.PowerBudgetStatus
+		if json.Unmarshal([]byte(c.mustJoule("power", "-o", "json")), &st) != nil {
+			return false
+		}
+		j := c.job(shed)
+		return j.State == api.StateQueued && st.MeasuredW <= 2500
+	})
+	t.Logf("under the lowered budget %s after the change (heartbeat %s)", time.Since(start).Round(10*time.Millisecond), beat)
+	if j := c.job(shed); !strings.Contains(j.Reason, "power") {
+		t.Errorf("requeued job's reason %q; want it to say it waits for power", j.Reason)
+	}
+	if j := c.job(keep); j.State != api.StateRunning {
+		t.Errorf("the high-priority job is %s (%s), want running", j.State, j.Reason)
+	}
+}
