@@ -12,44 +12,38 @@ import (
 	"github.com/joulehq/joule/power/tariff"
 )
 
-// Every shipped power budget compiles, as PUT /api/v1/power/budget and
-// simulate --budget read it.
-func TestBudgetExamplesCompile(t *testing.T) {
-	files, _ := filepath.Glob("budget-*.json")
-	if len(files) < 2 {
-		t.Fatalf("found %d budget examples, want at least 2", len(files))
-	}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
+// Every shipped power budget and tariff is accepted, as PUT
+// /api/v1/power/budget and PUT /api/v1/tariff (and simulate's --budget and
+// --tariff) read them.
+func TestBudgetAndTariffExamplesParse(t *testing.T) {
+	for _, tc := range []struct {
+		glob  string
+		parse func([]byte) error
+	}{
+		{"budget-*.json", func(data []byte) error {
+			var b api.PowerBudget
+			dec := json.NewDecoder(bytes.NewReader(data))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&b); err != nil {
+				return err
+			}
+			_, err := power.CompileBudget(b)
+			return err
+		}},
+		{"tariff-*.json", func(data []byte) error { _, err := tariff.Parse(data); return err }},
+	} {
+		files, _ := filepath.Glob(tc.glob)
+		if len(files) < 2 {
+			t.Fatalf("found %d examples %s, want at least 2", len(files), tc.glob)
 		}
-		var b api.PowerBudget
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&b); err != nil {
-			t.Errorf("%s: %v", f, err)
-			continue
-		}
-		if _, err := power.CompileBudget(b); err != nil {
-			t.Errorf("%s: %v", f, err)
-		}
-	}
-}
-
-// Every shipped tariff parses, as PUT /api/v1/tariff and --tariff read it.
-func TestTariffExamplesParse(t *testing.T) {
-	files, _ := filepath.Glob("tariff-*.json")
-	if len(files) < 2 {
-		t.Fatalf("found %d tariff examples, want at least 2", len(files))
-	}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tariff.Parse(data); err != nil {
-			t.Errorf("%s: %v", f, err)
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.parse(data); err != nil {
+				t.Errorf("%s: %v", f, err)
+			}
 		}
 	}
 }
