@@ -839,7 +839,7 @@ const forPower = "(power budget)"
 // cluster would stay over the budget until jobs ended. Victims go lowest
 // priority first, then the most recently started (the least work lost),
 // until the allocation without them fits; jobs already stopping count as
-// gone. Each is preempted (a train job checkpoints) and requeued, and waits
+// gone, and multi-node jobs are never victims (as in preempt). Each is preempted (a train job checkpoints) and requeued, and waits
 // for power like any job. Changed jobs go into ch.
 func (c *Core) shedJobs(now time.Time, ch *Changes) {
 	w := c.budgetW(now)
@@ -857,9 +857,10 @@ func (c *Core) shedJobs(now time.Time, ch *Changes) {
 	}
 	var running []*jobRec
 	for id := range in.Jobs {
-		if j := c.jobs[id]; j == nil || j.Stopping {
+		switch j := c.jobs[id]; {
+		case j == nil || j.Stopping:
 			gone(id)
-		} else {
+		case len(j.GangNodes) == 0: // multi-node jobs are never victims, as in preempt
 			running = append(running, j)
 		}
 	}
