@@ -74,7 +74,11 @@ to, and the time spent over budget since schedulerd started.
 With --default, --node-max, --window, --set or --clear it replaces the budget
 first. Windows are two cron expressions (minute hour day-of-month month
 day-of-week, optionally prefixed CRON_TZ=Zone) and the watts in force between
-them. A budget below the GPUs' minimum possible draw is refused.
+them. A budget below the GPUs' minimum possible draw is refused. One that
+the running jobs exceed even at their minimum limits (possible when idle
+nodes can be suspended) preempts running jobs, lowest priority and most
+recently started first, until the rest fit; they are requeued and wait for
+power (train jobs resume from their checkpoint).
 
 Example:
   $ joule power --default 600kW --node-max 6kW \
