@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/joulehq/joule/api"
+	"github.com/joulehq/joule/power"
 	"github.com/joulehq/joule/power/tariff"
 	"github.com/joulehq/joule/scheduler"
 )
@@ -309,11 +310,11 @@ func (s *Server) pageJob(w http.ResponseWriter, r *http.Request) {
 	v := struct {
 		Job                                    api.Job
 		Submitted, Started, Finished, Deadline string
-		KWh, Cost, CO2                         string
+		KWh, Cost, CO2, Power                  string
 		PowerChart, EnergyChart                template.HTML
 		Metrics                                []metricView
 	}{Job: j, Submitted: when(&j.SubmittedAt), Started: when(j.StartedAt), Finished: when(j.FinishedAt),
-		KWh: kwhS(j.EnergyJ), Cost: fmt.Sprintf("%.4f %s", j.Cost, cur), CO2: co2S(j.CO2G),
+		KWh: kwhS(j.EnergyJ), Cost: fmt.Sprintf("%.4f %s", j.Cost, cur), CO2: co2S(j.CO2G), Power: powerS(j),
 		PowerChart:  lineChart("power", "W", ts, []lineSeries{{"power", power}}, false),
 		EnergyChart: lineChart("energy", "kWh", ts, []lineSeries{{"energy", energy}}, false),
 		Metrics:     metricsView(j.Metrics)}
@@ -487,4 +488,30 @@ func (s *Server) pageTariff(w http.ResponseWriter, r *http.Request) {
 		PriceChart:  lineChart("price, next 48 h (UTC)", plan.Currency()+"/kWh", ts, []lineSeries{{"price", price}}, true),
 		CarbonChart: lineChart("carbon intensity, next 48 h (UTC)", "gCO2/kWh", ts, []lineSeries{{"gCO2", carbon}}, true)}
 	s.render(w, r, "tariff", "Budget and tariffs", 10*time.Second, v)
+}
+
+// powerS says how a job's GPUs are powered: its energy policy, the limit
+// they run at now with the speed its curve predicts there, and the curve
+// (or why profiling gave none).
+func powerS(j api.Job) string {
+	parts := []string{j.Spec.EnergyPolicy}
+	cv := j.PowerCurve
+	if j.PowerLimitW > 0 {
+		l := fmt.Sprintf("limit %.0f W per GPU", j.PowerLimitW)
+		if cv != nil && cv.UncappedW > 0 {
+			l += fmt.Sprintf(" (%.0f%% of its uncapped speed)", 100*power.CurveRel(j.PowerLimitW/cv.UncappedW, cv.A, cv.K))
+		}
+		parts = append(parts, l)
+	}
+	switch {
+	case cv != nil:
+		p := fmt.Sprintf("profile: %d limits fitted, uncapped %.0f W, a %.2f, k %.2f", cv.Samples, cv.UncappedW, cv.A, cv.K)
+		if cv.From != "" && cv.From != j.ID {
+			p += " (from job " + cv.From + ")"
+		}
+		parts = append(parts, p)
+	case j.ProfileError != "":
+		parts = append(parts, "no profile: "+j.ProfileError)
+	}
+	return strings.Join(parts, " · ")
 }
