@@ -512,6 +512,8 @@ func powerS(j api.Job) string {
 		parts = append(parts, p)
 	case j.ProfileError != "":
 		parts = append(parts, "no profile: "+j.ProfileError)
+	case j.State == api.StateRunning:
+		parts = append(parts, "no profile yet (a new job's GPUs step through limits first)")
 	}
 	return strings.Join(parts, " · ")
 }
