@@ -513,7 +513,7 @@ func powerS(j api.Job) string {
 	case j.ProfileError != "":
 		parts = append(parts, "no profile: "+j.ProfileError)
 	case j.State == api.StateRunning:
-		parts = append(parts, "no profile yet (a new job's GPUs step through limits first)")
+		parts = append(parts, "no profile yet")
 	}
 	return strings.Join(parts, " · ")
 }
