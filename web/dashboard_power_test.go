@@ -18,7 +18,7 @@ func TestPowerS(t *testing.T) {
 	}{
 		{"queued, no curve yet", api.Job{ID: "j-9", Spec: api.JobSpec{EnergyPolicy: api.PolicyBalanced}}, "balanced"},
 		{"running, no curve yet", api.Job{ID: "j-9", State: api.StateRunning, Spec: api.JobSpec{EnergyPolicy: api.PolicyBalanced}, PowerLimitW: 700},
-			"balanced · limit 700 W per GPU · no profile yet (a new job's GPUs step through limits first)"},
+			"balanced · limit 700 W per GPU · no profile yet"},
 		{"running at its balanced limit",
 			// At r = 0.36 + 0.64 x 0.9^5 the curve gives 0.9: 330.6 W of 448.
 			api.Job{ID: "j-9", Spec: api.JobSpec{EnergyPolicy: api.PolicyBalanced}, PowerLimitW: 448 * (0.36 + 0.64*0.59049), PowerCurve: curve},
