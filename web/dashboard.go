@@ -49,6 +49,7 @@ func (s *Server) dashboardRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(assets)))
 	mux.HandleFunc("GET /{$}", s.page(s.pageCluster))
 	mux.HandleFunc("GET /queue", s.page(s.pageQueue))
+	mux.HandleFunc("POST /queue", s.page(s.submitForm))
 	mux.HandleFunc("GET /jobs/{id}", s.page(s.pageJob))
 	mux.HandleFunc("GET /reports", s.page(s.pageReports))
 	mux.HandleFunc("GET /tariff", s.page(s.pageTariff))
@@ -225,6 +226,11 @@ func (s *Server) jobsIn(states ...string) []api.Job {
 }
 
 func (s *Server) pageQueue(w http.ResponseWriter, r *http.Request) {
+	s.queuePage(w, r, submitView{Spec: exampleSpec})
+}
+
+// queuePage renders the queue with the submit form as given.
+func (s *Server) queuePage(w http.ResponseWriter, r *http.Request, form submitView) {
 	s.mu.Lock()
 	running, _, err1 := s.core.ListJobs(scheduler.JobFilter{States: []string{api.StateRunning}, Limit: queueActiveRows})
 	waiting, _, err2 := s.core.ListJobs(scheduler.JobFilter{States: waitingStates, Limit: queueActiveRows})
@@ -241,7 +247,8 @@ func (s *Server) pageQueue(w http.ResponseWriter, r *http.Request) {
 		// MoreActive, MoreDone count the jobs left out.
 		MoreActive, MoreDone, DoneRows int
 		DoneStates                     string
-	}{DoneRows: queueDoneRows, Running: counts[api.StateRunning], Deferred: counts[api.StateDeferred],
+		Form                           submitView
+	}{Form: form, DoneRows: queueDoneRows, Running: counts[api.StateRunning], Deferred: counts[api.StateDeferred],
 		Waiting: counts[api.StateQueued] + counts[api.StateDeferred] + counts[api.StatePreempted], DoneStates: strings.Join(finishedStates, ",")}
 	for _, st := range finishedStates {
 		v.Done += counts[st]

@@ -153,6 +153,22 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Errorf("queue row %q; want the job deferred with its reason", row)
 	}
 
+	// A job submitted from the queue page's form, while the page keeps
+	// refreshing, leads to its own page.
+	var h1 string
+	err = chromedp.Run(bctx,
+		chromedp.Click("details.submit summary", chromedp.ByQuery),
+		chromedp.WaitVisible("details.submit textarea", chromedp.ByQuery),
+		chromedp.Sleep(2500*time.Millisecond), // a refresh passes: the open form stays
+		chromedp.SetValue("details.submit textarea", "name: from-the-browser\ngpus: 1\nworkload: {synthetic: {duration: 5m, utilization: 0.5}}\n", chromedp.ByQuery),
+		chromedp.Click("details.submit button", chromedp.ByQuery),
+		chromedp.WaitVisible("dl.facts", chromedp.ByQuery),
+		chromedp.Text("main h1", &h1, chromedp.ByQuery),
+	)
+	if err != nil || !strings.HasSuffix(h1, "· from-the-browser") {
+		t.Errorf("submitting from the queue page: %v; landed on %q, want the new job's page", err, h1)
+	}
+
 	mu.Lock()
 	defer mu.Unlock()
 	if len(problems) > 0 {
