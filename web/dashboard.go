@@ -50,6 +50,7 @@ func (s *Server) dashboardRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", s.page(s.pageCluster))
 	mux.HandleFunc("GET /queue", s.page(s.pageQueue))
 	mux.HandleFunc("POST /queue", s.page(s.submitForm))
+	mux.HandleFunc("POST /jobs/{id}/cancel", s.page(s.cancelForm))
 	mux.HandleFunc("GET /jobs/{id}", s.page(s.pageJob))
 	mux.HandleFunc("GET /reports", s.page(s.pageReports))
 	mux.HandleFunc("GET /tariff", s.page(s.pageTariff))
@@ -292,7 +293,11 @@ func metricsView(m *api.Metrics) []metricView {
 }
 
 func (s *Server) pageJob(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
+	s.jobPage(w, r, r.PathValue("id"), "")
+}
+
+// jobPage renders job id's page, with problem (a refused cancel) on top.
+func (s *Server) jobPage(w http.ResponseWriter, r *http.Request, id, problem string) {
 	s.mu.Lock()
 	j, ok := s.core.Job(id)
 	cur := s.core.Tariff().Currency()
@@ -317,11 +322,13 @@ func (s *Server) pageJob(w http.ResponseWriter, r *http.Request) {
 	v := struct {
 		Job                                    api.Job
 		Submitted, Started, Finished, Deadline string
-		KWh, Cost, CO2, Power                  string
+		KWh, Cost, CO2, Power, Problem         string
+		Cancellable                            bool
 		PowerChart, EnergyChart                template.HTML
 		Metrics                                []metricView
 	}{Job: j, Submitted: when(&j.SubmittedAt), Started: when(j.StartedAt), Finished: when(j.FinishedAt),
 		KWh: kwhS(j.EnergyJ), Cost: fmt.Sprintf("%.4f %s", j.Cost, cur), CO2: co2S(j.CO2G), Power: powerS(j),
+		Problem: problem, Cancellable: !api.Terminal(j.State),
 		PowerChart:  lineChart("power", "W", ts, []lineSeries{{"power", power}}, false),
 		EnergyChart: lineChart("energy", "kWh", ts, []lineSeries{{"energy", energy}}, false),
 		Metrics:     metricsView(j.Metrics)}

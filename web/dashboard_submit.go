@@ -64,3 +64,16 @@ func (s *Server) submitForm(w http.ResponseWriter, r *http.Request) {
 type submitView struct {
 	Spec, Error string
 }
+
+// cancelForm answers the job page's Cancel button (POST /jobs/{id}/cancel):
+// it cancels the job as POST /api/v1/jobs/{id}/cancel does (an admin, or the
+// job's own user) and shows the job's page again; a refusal is shown there.
+func (s *Server) cancelForm(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := s.cancelJob(r.Context(), id); err != nil {
+		w.WriteHeader(cancelStatus(err))
+		s.jobPage(w, r, id, err.Error())
+		return
+	}
+	http.Redirect(w, r, "/jobs/"+id, http.StatusSeeOther)
+}

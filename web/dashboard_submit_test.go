@@ -82,3 +82,49 @@ func errorLine(page string) string {
 	}
 	return page[:min(len(page), 300)]
 }
+
+// The job page's Cancel button cancels the job for its own user or an
+// admin; anyone else sees why not, and the job runs on.
+func TestCancelFromTheJobPage(t *testing.T) {
+	ts := newLiveServer(t, t.TempDir(), "2026-11-26 10:00")
+	alice, _ := ts.srv.EphemeralToken("alice", RoleUser)
+	bob, _ := ts.srv.EphemeralToken("bob", RoleUser)
+	id, err := ts.cl.Submit(t.Context(), synthetic("a", "alice", "p1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	cancel := func(token string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", ts.URL+"/jobs/"+id+"/cancel", nil)
+		req.AddCookie(&http.Cookie{Name: tokenCookie, Value: token})
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if _, page := ts.do(t, "GET", "/jobs/"+id, ""); !strings.Contains(page, `action="/jobs/`+id+`/cancel"`) {
+		t.Fatalf("a queued job's page has no Cancel button")
+	}
+	if code, page := cancel(bob); code != http.StatusForbidden || !strings.Contains(errorLine(page), "may cancel only its own jobs") {
+		t.Errorf("bob cancels alice's job: %d %s", code, errorLine(page))
+	}
+	if j, _ := ts.srv.core.Job(id); j.State != "queued" {
+		t.Fatalf("after a refused cancel the job is %s", j.State)
+	}
+	if code, _ := cancel(alice); code != http.StatusSeeOther {
+		t.Errorf("alice cancels her job: %d, want a redirect to its page", code)
+	}
+	if j, _ := ts.srv.core.Job(id); j.State != "cancelled" {
+		t.Errorf("after alice's cancel the job is %s", j.State)
+	}
+	if _, page := ts.do(t, "GET", "/jobs/"+id, ""); strings.Contains(page, `/cancel"`) {
+		t.Errorf("a cancelled job's page still offers Cancel")
+	}
+	if code, page := cancel(alice); code != http.StatusConflict || !strings.Contains(page, `<p class="error"`) {
+		t.Errorf("cancelling a cancelled job: %d %s; want 409 and the reason on the page", code, errorLine(page))
+	}
+}

@@ -354,10 +354,20 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	p := principalOf(r.Context())
+	j, err := s.cancelJob(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, cancelStatus(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+// cancelJob cancels job id for the request's principal (an admin, or the
+// job's own user), durably, and schedules at once: its GPUs are free.
+func (s *Server) cancelJob(ctx context.Context, id string) (api.Job, error) {
+	p := principalOf(ctx)
 	var j api.Job
-	err := s.apply(r.Context(), "cancel", func(now time.Time) (storage.Batch, error) {
+	err := s.apply(ctx, "cancel", func(now time.Time) (storage.Batch, error) {
 		cur, ok := s.core.Job(id)
 		if !ok {
 			return storage.Batch{}, scheduler.ErrNotFound{ID: id}
@@ -378,16 +388,18 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 		ch.Jobs = append(ch.Jobs, j)
 		return batchOf(ch), nil
 	})
-	if err != nil {
-		status := statusOf(err)
-		if errors.As(err, new(errForbidden)) {
-			status = http.StatusForbidden
-		}
-		writeError(w, status, err.Error())
-		return
+	if err == nil {
+		s.log.Info("job cancelled", "id", id, "by", p.Name)
 	}
-	s.log.Info("job cancelled", "id", id, "by", p.Name)
-	writeJSON(w, http.StatusOK, j)
+	return j, err
+}
+
+// cancelStatus is the HTTP status of a cancelJob error.
+func cancelStatus(err error) int {
+	if errors.As(err, new(errForbidden)) {
+		return http.StatusForbidden
+	}
+	return statusOf(err)
 }
 
 type errForbidden struct{ error }
