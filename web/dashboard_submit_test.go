@@ -17,19 +17,9 @@ func TestSubmitFromTheQueuePage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	post := func(token, spec string) (int, string, string) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", ts.URL+"/queue", strings.NewReader(url.Values{"spec": {spec}}.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.AddCookie(&http.Cookie{Name: tokenCookie, Value: token})
-		resp, err := noRedirect.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header.Get("Location"), string(b)
+		return postForm(t, ts, token, "/queue", url.Values{"spec": {spec}})
 	}
 
 	// The page offers the form, filled with an example that is valid as it is.
@@ -93,18 +83,10 @@ func TestCancelFromTheJobPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	cancel := func(token string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", ts.URL+"/jobs/"+id+"/cancel", nil)
-		req.AddCookie(&http.Cookie{Name: tokenCookie, Value: token})
-		resp, err := noRedirect.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, _, body := postForm(t, ts, token, "/jobs/"+id+"/cancel", nil)
+		return code, body
 	}
 	if _, page := ts.do(t, "GET", "/jobs/"+id, ""); !strings.Contains(page, `action="/jobs/`+id+`/cancel"`) {
 		t.Fatalf("a queued job's page has no Cancel button")
@@ -127,4 +109,22 @@ func TestCancelFromTheJobPage(t *testing.T) {
 	if code, page := cancel(alice); code != http.StatusConflict || !strings.Contains(page, `<p class="error"`) {
 		t.Errorf("cancelling a cancelled job: %d %s; want 409 and the reason on the page", code, errorLine(page))
 	}
+}
+
+// postForm posts a dashboard form as a browser signed in with token does
+// (the session cookie), without following the redirect; it returns the
+// status, the Location and the body.
+func postForm(t *testing.T, ts *liveServer, token, path string, form url.Values) (int, string, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", ts.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: tokenCookie, Value: token})
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Location"), string(b)
 }
