@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/joulehq/joule/api"
 	"sigs.k8s.io/yaml"
@@ -37,7 +38,7 @@ func (s *Server) submitForm(w http.ResponseWriter, r *http.Request) {
 		s.queuePage(w, r, submitView{Spec: text, Error: msg})
 	}
 	js, err := yaml.YAMLToJSON([]byte(text))
-	if err != nil || bytes.TrimSpace([]byte(text)) == nil {
+	if err != nil || strings.TrimSpace(text) == "" {
 		fail(http.StatusBadRequest, "the job spec is empty or not valid YAML or JSON")
 		return
 	}
