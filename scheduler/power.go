@@ -62,7 +62,10 @@ type powerState struct {
 	// cache is the last allocation and the fingerprint of its input: most
 	// heartbeats change nothing the allocation depends on.
 	cacheKey uint64
-	cache    *power.Allocation
+	// hurry says the last pass left a job waiting for GPUs
+	// (Policy.HurryWhenQueued): running jobs run at full speed.
+	hurry bool
+	cache *power.Allocation
 	// cacheAt is when the cache was last checked against the state; stale
 	// forces the next check (a job started or ended, a node came or went,
 	// the budget changed); fresh says the allocation changed since the jobs'
@@ -199,6 +202,15 @@ func (c *Core) budgetMinW(now, end time.Time) (minW float64, at time.Time) {
 		}
 	}
 	return minW, at
+}
+
+// setHurry records whether jobs wait for GPUs (Policy.HurryWhenQueued);
+// a change re-allocates every limit.
+func (c *Core) setHurry(waiting bool) {
+	if h := waiting && c.policy.HurryWhenQueued; h != c.pw.hurry {
+		c.pw.hurry = h
+		c.markAllocStale()
+	}
 }
 
 // markAllocStale makes the next allocate look at the state again.
@@ -500,6 +512,9 @@ func (c *Core) addAllocGPUs(in *power.AllocInput, n *nodeState, job string) {
 
 func (c *Core) allocJob(j *api.Job, m power.Model) power.AllocJob {
 	aj := power.AllocJob{Policy: j.Spec.EnergyPolicy, Profiling: c.profiling(j)}
+	if c.pw.hurry && !j.Spec.Deferrable {
+		aj.Policy = api.PolicyPerformance
+	}
 	if pc := j.PowerCurve; pc != nil {
 		aj.Curve = power.JobCurve{UncappedW: pc.UncappedW, MaxThroughput: pc.MaxThroughput, A: pc.A, K: pc.K}
 	} else {

@@ -460,3 +460,56 @@ func TestLargeJobStartsAlone(t *testing.T) {
 		t.Errorf("1-GPU job %s (%q), want waiting for power", s.State, s.Reason)
 	}
 }
+
+// While a job waits for GPUs, a running balanced job runs at full speed
+// (Policy.HurryWhenQueued); once nothing waits, it is back at its balanced
+// limit. A policy without the option keeps it balanced throughout.
+func TestBalancedJobHurriesWhileAJobWaits(t *testing.T) {
+	h100, _ := power.ModelFor("h100")
+	wantBal := power.OperatingPointW(power.ModelCurve(h100, 0.9), 200, 700, api.PolicyBalanced, 0.1)
+	for _, tc := range []struct {
+		hurry               bool
+		whileWaiting, after float64
+	}{
+		{true, 700, wantBal},
+		{false, wantBal, wantBal},
+	} {
+		t.Run(fmt.Sprintf("hurry=%v", tc.hurry), func(t *testing.T) {
+			p := energyPolicy()
+			p.HurryWhenQueued = tc.hurry
+			c, err := NewWithPolicy(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Power.Profile = false
+			c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, t0)
+			bal, _ := c.Submit(powerSpec("b", api.PolicyBalanced, 4), t0)
+			wait, _ := c.Submit(powerSpec("w", api.PolicyBalanced, 6), t0)
+			c.Schedule(t0)
+			limit := func(at time.Time) float64 {
+				t.Helper()
+				reply, _ := c.Heartbeat("a", api.Heartbeat{GPUs: h100s("a", 8, 72)}, at)
+				j, _ := c.Job(bal.ID)
+				for _, i := range j.GPUIndices {
+					if reply.LimitsW[i] != j.PowerLimitW {
+						t.Errorf("GPU %d at %v W, job recorded at %v W", i, reply.LimitsW[i], j.PowerLimitW)
+					}
+				}
+				return j.PowerLimitW
+			}
+			if w, _ := c.Job(wait.ID); w.State != api.StateQueued {
+				t.Fatalf("job w is %s, want it waiting for GPUs", w.State)
+			}
+			if got := limit(t0.Add(time.Second)); got != tc.whileWaiting {
+				t.Errorf("while w waits: balanced job at %v W, want %v", got, tc.whileWaiting)
+			}
+			if _, err := c.Cancel(wait.ID, t0.Add(2*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			c.Schedule(t0.Add(2 * time.Second))
+			if got := limit(t0.Add(3 * time.Second)); got != tc.after {
+				t.Errorf("with nothing waiting: balanced job at %v W, want %v", got, tc.after)
+			}
+		})
+	}
+}

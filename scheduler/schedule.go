@@ -44,12 +44,16 @@ func (c *Core) Schedule(now time.Time) Changes {
 	cur := c.queue.cursor()
 	j := cur.next()
 	if j == nil {
+		c.setHurry(false)
 		return ch
 	}
 	c.reorder()
 	c.recomputeShares(now)
 	var res *reservation
 	blocked, scanned := 0, 0
+	// waiting counts the jobs left without GPUs that do not yield
+	// (HurryWhenQueued).
+	waiting := 0
 	// Reasons repeat: within a pass they depend only on the job's size and
 	// the reservation until the next placement, so they are built once.
 	c.reasons = map[reasonKey]string{}
@@ -86,6 +90,9 @@ func (c *Core) Schedule(now time.Time) Changes {
 			}
 		}
 		if d == nil {
+			if !(c.policy.DeferrableYield && j.Spec.Deferrable && !c.isUrgent(j, now)) {
+				waiting++
+			}
 			if blocked == 0 && c.policy.PreemptGap > 0 {
 				if victims := c.preempt(j, now); len(victims) > 0 {
 					ids := make([]string, len(victims))
@@ -161,6 +168,7 @@ func (c *Core) Schedule(now time.Time) Changes {
 	}
 	// And once the jobs it started hold their watts.
 	c.shedIdle(now, &ch)
+	c.setHurry(waiting > 0)
 	return ch
 }
 
