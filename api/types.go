@@ -45,6 +45,9 @@ type Job struct {
 	// known; PowerLimitW the limit its GPUs are given now (0: not running).
 	PowerCurve  *PowerCurve `json:"power_curve,omitempty"`
 	PowerLimitW float64     `json:"power_limit_w,omitempty"`
+	// PowerNote says why the limit is not the job's operating point, when
+	// the scheduler chose another ("full speed while jobs wait for GPUs").
+	PowerNote string `json:"power_note,omitempty"`
 	// ProfileError says why profiling gave no curve (too few points, a
 	// refused limit), if it failed.
 	ProfileError string `json:"profile_error,omitempty"`

@@ -213,6 +213,13 @@ func (c *Core) setHurry(waiting bool) {
 	}
 }
 
+// HurryNote is a hurried job's PowerNote.
+const HurryNote = "full speed while other jobs wait for GPUs"
+
+// hurries says whether job j runs at the performance point for the jobs
+// waiting (Policy.HurryWhenQueued): deferrable jobs keep their own.
+func (c *Core) hurries(j *api.Job) bool { return c.pw.hurry && !j.Spec.Deferrable }
+
 // markAllocStale makes the next allocate look at the state again.
 func (c *Core) markAllocStale() { c.pw.stale, c.pw.gen = true, c.pw.gen+1 }
 
@@ -512,7 +519,7 @@ func (c *Core) addAllocGPUs(in *power.AllocInput, n *nodeState, job string) {
 
 func (c *Core) allocJob(j *api.Job, m power.Model) power.AllocJob {
 	aj := power.AllocJob{Policy: j.Spec.EnergyPolicy, Profiling: c.profiling(j)}
-	if c.pw.hurry && !j.Spec.Deferrable {
+	if c.hurries(j) {
 		aj.Policy = api.PolicyPerformance
 	}
 	if pc := j.PowerCurve; pc != nil {
@@ -955,8 +962,13 @@ func (c *Core) recordLimit(j *jobRec, a power.Allocation, ch *Changes) {
 	if j == nil || (j.State != api.StateRunning && j.PowerLimitW == 0) {
 		return
 	}
-	if l := a.JobLimitW[j.ID]; l != j.PowerLimitW {
-		j.PowerLimitW = l
+	l := a.JobLimitW[j.ID]
+	note := ""
+	if l > 0 && c.hurries(&j.Job) && j.Spec.EnergyPolicy != api.PolicyPerformance {
+		note = HurryNote
+	}
+	if l != j.PowerLimitW || note != j.PowerNote {
+		j.PowerLimitW, j.PowerNote = l, note
 		ch.addJob(j)
 	}
 }

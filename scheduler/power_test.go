@@ -495,6 +495,9 @@ func TestBalancedJobHurriesWhileAJobWaits(t *testing.T) {
 						t.Errorf("GPU %d at %v W, job recorded at %v W", i, reply.LimitsW[i], j.PowerLimitW)
 					}
 				}
+				if hurried := j.PowerNote == HurryNote; hurried != (j.PowerLimitW == 700 && tc.hurry) {
+					t.Errorf("at %v W the job's power note is %q", j.PowerLimitW, j.PowerNote)
+				}
 				return j.PowerLimitW
 			}
 			if w, _ := c.Job(wait.ID); w.State != api.StateQueued {

@@ -517,6 +517,9 @@ func powerS(j api.Job) string {
 		}
 		parts = append(parts, l)
 	}
+	if j.PowerNote != "" {
+		parts = append(parts, j.PowerNote)
+	}
 	switch {
 	case cv != nil:
 		p := fmt.Sprintf("profile: %d limits fitted, uncapped %.0f W, a %.2f, k %.2f", cv.Samples, cv.UncappedW, cv.A, cv.K)

@@ -74,7 +74,11 @@ func renderStatus(w io.Writer, j api.Job, now time.Time) error {
 	line("Priority", "%d", s.Priority)
 	line("Energy policy", "%s", orDash(s.EnergyPolicy))
 	if j.PowerLimitW > 0 && j.State == api.StateRunning {
-		line("Power limit", "%.0f W per GPU", j.PowerLimitW)
+		if j.PowerNote != "" {
+			line("Power limit", "%.0f W per GPU (%s)", j.PowerLimitW, j.PowerNote)
+		} else {
+			line("Power limit", "%.0f W per GPU", j.PowerLimitW)
+		}
 	}
 	switch pc := j.PowerCurve; {
 	case pc != nil:
