@@ -94,4 +94,10 @@ func TestRenderStatusPower(t *testing.T) {
 	if !strings.Contains(b.String(), "the power model's (profiling failed: need at least two") {
 		t.Errorf("profile error not shown:\n%s", b.String())
 	}
+	j.PowerLimitW, j.PowerNote = 700, "full speed while other jobs wait for GPUs"
+	b.Reset()
+	renderStatus(&b, j, now)
+	if !strings.Contains(b.String(), "Power limit:   700 W per GPU (full speed while other jobs wait for GPUs)") {
+		t.Errorf("power note not shown:\n%s", b.String())
+	}
 }
