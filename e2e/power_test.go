@@ -2,7 +2,11 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -156,5 +160,32 @@ workload: {synthetic: {duration: 1h, utilization: 0.9}}
 	}
 	if j := c.job(keep); j.State != api.StateRunning {
 		t.Errorf("the high-priority job is %s (%s), want running", j.State, j.Reason)
+	}
+}
+
+// scripts/gpu-cap-target.sh, issue 6's real-GPU measurement, run through a
+// simulated node: a profiled run stores the job's curve, and the next two
+// runs of the same name start from it, at the maximum limit (performance)
+// and at the balanced operating point, which draws less per epoch.
+func TestGPUCapTargetScriptOnASimulatedNode(t *testing.T) {
+	bin := buildBinaries(t)
+	cmd := exec.Command("bash", "../scripts/gpu-cap-target.sh")
+	cmd.Env = append(os.Environ(), "SIM=1", "EPOCHS=40", "ROWS=2000", "HIDDEN=64", "BIN="+bin, "PORT="+strings.TrimPrefix(freePort(t), "127.0.0.1:"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("gpu-cap-target.sh: %v\n%s", err, out)
+	}
+	var limits, joules []float64
+	for _, m := range regexp.MustCompile(`\(run [23]\)\s+limit\s+(\d+) W\s+([\d.]+) J/epoch`).FindAllStringSubmatch(string(out), -1) {
+		l, _ := strconv.ParseFloat(m[1], 64)
+		e, _ := strconv.ParseFloat(m[2], 64)
+		limits, joules = append(limits, l), append(joules, e)
+	}
+	if !strings.Contains(string(out), "curve (run 1's profile): 11 limits") || len(limits) != 2 {
+		t.Fatalf("want a profiled curve and two measured runs:\n%s", out)
+	}
+	if limits[0] != 700 || !(limits[1] > 200 && limits[1] < 700) || !(joules[1] < joules[0]) {
+		t.Errorf("performance at %v W (%v J/epoch), balanced at %v W (%v J/epoch): want 700 W, then a lower limit drawing less\n%s",
+			limits[0], joules[0], limits[1], joules[1], out)
 	}
 }

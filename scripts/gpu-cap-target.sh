@@ -74,7 +74,7 @@ export JOULE_TOKEN
 "$bin/schedulerd" token create --role agent --name cap-node --data-dir "$work/data" >"$work/agent.token"
 agent_flags=(--scheduler "$JOULE_SERVER" --token-file "$work/agent.token" --name cap-node
 	--data-dir "$work/agent" --data-root "$work/ds")
-[[ ${SIM:-} == 1 ]] && agent_flags+=(--sim dgxh100 --profile-warmup 1s --profile-measure 2s)
+[[ ${SIM:-} == 1 ]] && agent_flags+=(--sim dgxh100 --profile-warmup 500ms --profile-measure 1s)
 "$bin/agent" "${agent_flags[@]}" 2>"$work/agent.log" &
 pids+=($!)
 
@@ -114,7 +114,7 @@ run() { # POLICY N -> the finished job's JSON in $work/runN.json, the limit it
 			exit 1
 			;;
 		esac
-		sleep 2
+		sleep 0.5
 	done
 	cp "$work/job.json" "$work/run$2.json"
 }
