@@ -19,7 +19,7 @@
 # out of reach whatever the policy. At issue 5's sizing (the default runs,
 # fifo-firstfit utilisation 0.63-0.70) the floor is 0.76-0.84x; at
 # utilisation 0.44-0.48 (itp_cluster09.csv:8 itp_cluster04.csv:132
-# itp_cluster07.csv:72) the target holds (README's issue 7 figures).
+# itp_cluster07.csv:72) the target holds (docs/ARCHITECTURE.md has the table).
 #
 # The cap needs a budget: BUDGET_PER_GPU_KW (default 0.7, every GPU's
 # default limit, so the budget never binds) times the cluster's GPUs. Jobs
