@@ -573,6 +573,12 @@ func (c *Core) powerAdmits(j *jobRec, d *decision, now time.Time) (reason string
 	if w <= 0 && c.pw.budget.NodeMaxW() <= 0 {
 		return "", nil
 	}
+	// Admission protects each running job's own operating point, not the
+	// full speed it hurries at while jobs wait (Policy.HurryWhenQueued).
+	if c.pw.hurry {
+		c.pw.hurry = false
+		defer func() { c.pw.hurry = true }()
+	}
 	// Per-node caps make refusals node-specific: no memo by size then.
 	bySize := j.PowerCurve == nil && c.pw.budget.NodeMaxW() <= 0
 	if r, ok := c.pw.refused[j.Spec.EnergyPolicy]; bySize && ok && j.Spec.GPUs >= r.gpus {

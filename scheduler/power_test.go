@@ -516,3 +516,30 @@ func TestBalancedJobHurriesWhileAJobWaits(t *testing.T) {
 		})
 	}
 }
+
+// Under a budget, a queued job is admitted if every running job keeps 80% of
+// its own operating speed: while jobs hurry (another waits for GPUs), that is
+// still their balanced speed, not the full speed they hurry at.
+func TestAdmissionProtectsOwnPointWhileHurrying(t *testing.T) {
+	h100, _ := power.ModelFor("h100")
+	// Two balanced jobs on 6 GPUs at the limit that gives 78.5% of full
+	// speed, 86% of balanced speed, with 2 idle GPUs: just the budget.
+	l := h100.LimitForRelW(0.9, 0.785)
+	c := budgetedH100s(t, 6*h100.DrawW(0.9, l)+2*h100.IdleW+1, "a")
+	long := powerSpec("r", api.PolicyBalanced, 4)
+	long.Walltime = &api.Duration{Duration: time.Hour} // s ends long before it: backfill lets it past w
+	run, _ := c.Submit(long, t0)
+	c.Schedule(t0)
+	wait, _ := c.Submit(powerSpec("w", api.PolicyBalanced, 8), t0.Add(time.Second))
+	c.Schedule(t0.Add(time.Second)) // w waits for GPUs: r hurries
+	if j, _ := c.Job(wait.ID); j.State != api.StateQueued || !c.pw.hurry {
+		t.Fatalf("job w %s, hurry %v: want it waiting for GPUs and r hurrying", j.State, c.pw.hurry)
+	}
+	short := powerSpec("s", api.PolicyBalanced, 2)
+	short.Walltime = &api.Duration{Duration: time.Minute}
+	small, _ := c.Submit(short, t0.Add(2*time.Second))
+	c.Schedule(t0.Add(2 * time.Second))
+	if j, _ := c.Job(small.ID); j.State != api.StateRunning {
+		t.Errorf("job s %s (%s): want it admitted, job %s keeping 86%% of its balanced speed", j.State, j.Reason, run.ID)
+	}
+}
