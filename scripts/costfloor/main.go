@@ -46,6 +46,11 @@ func main() {
 		flag.PrintDefaults()
 	}
 	flag.Parse()
+	if *tracePath == "" || *tariffPath == "" {
+		fmt.Fprintln(os.Stderr, "costfloor: give --trace and --tariff, the ones the replay ran")
+		flag.Usage()
+		os.Exit(2)
+	}
 	if err := run(*tracePath, *tariffPath, *kind, *gpusPerNode, *f, *slowdown); err != nil {
 		fmt.Fprintln(os.Stderr, "costfloor:", err)
 		os.Exit(1)
