@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 
@@ -13,11 +14,21 @@ import (
 	"github.com/joulehq/joule/scheduler/sim"
 )
 
+// twoRate is examples/tariff-two-rate.json (0.10 EUR/kWh, 0.20 on weekdays
+// 08:00-20:00) with a PUE of 1.2, so that the floor is seen to apply it.
 func twoRate(t *testing.T) *tariff.Plan {
 	t.Helper()
-	p, err := tariff.Parse([]byte(`{"currency": "EUR", "price_per_kwh": 0.10, "gco2_per_kwh": 300, "pue": 1.2,
-		"windows": [{"name": "peak", "start": "0 8 * * 1-5", "end": "0 20 * * 1-5", "price_per_kwh": 0.20, "gco2_per_kwh": 300}]}`))
+	data, err := os.ReadFile("../../examples/tariff-two-rate.json")
 	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := tariff.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf := p.Tariff()
+	tf.PUE = 1.2
+	if p, err = tariff.Compile(tf); err != nil {
 		t.Fatal(err)
 	}
 	return p
